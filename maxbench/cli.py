@@ -1,0 +1,155 @@
+"""The ``maxbench`` command line: a thin Typer shell over the Python API (no logic of its own)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from maxbench import __version__
+from maxbench.errors import UserInputError
+
+app = typer.Typer(
+    name="maxbench",
+    help="Benchmark and reproduce maximum-entropy RL: declarative suites, resumable runs, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """Turn a UserInputError into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserInputError as err:
+            error_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"maxbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """maxbench: MaxEnt RL algorithms as stable-baselines3 algorithms, run as declarative suites."""
+
+
+@app.command()
+@user_errors
+def validate(
+    suite: Annotated[Path, typer.Argument(help="The suite YAML file.")],
+) -> None:
+    """Check a suite file (keys, algorithms, hyperparameters, environment ids) without running it."""
+    from maxbench.suite.cells import expand_suite
+    from maxbench.suite.loading import load_suite
+
+    loaded = load_suite(suite)
+    cells = expand_suite(loaded.suite, loaded.name)
+    s = loaded.suite
+    console.print(
+        f"[green]valid[/]: suite '{loaded.name}': {len(s.algorithms)} algorithms × "
+        f"{len(s.environments)} environments × {len(s.seed_list)} seeds = {len(cells)} cells, "
+        f"{sum(c.budget for c in cells):,} env steps in all"
+    )
+
+
+@app.command()
+@user_errors
+def run(
+    suite: Annotated[Path, typer.Argument(help="The suite YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path("results"),
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Parallel cells [default: one per core].")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", "-t", help="Torch threads per worker.")] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would run, resume or be skipped; run nothing.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run failed cells again (from their checkpoint).")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="Glob on cell keys algo/env/seed_n, e.g. 'sac/*' or '*/seed_0'."),
+    ] = None,
+) -> None:
+    """Run a suite: every (algorithm, environment, seed) cell, resuming unfinished ones.
+
+    Exit status: 0 when every cell has finished, 1 when some cell failed or did not finish,
+    2 for bad input, 130 when interrupted.
+    """
+    from maxbench.suite.runner import plan_suite, run_suite
+
+    if dry_run:
+        name, planned = plan_suite(suite, out, only=only, retry_failed=retry_failed)
+        table = Table(title=f"{name}: {len(planned)} cells (dry run, nothing is written)")
+        for column in ("cell", "budget", "action", "from step"):
+            table.add_column(column)
+        for item in planned:
+            table.add_row(item.cell.key, f"{item.cell.budget:,}", item.action, str(item.done_steps))
+        console.print(table)
+        return
+    outcome = run_suite(
+        suite,
+        out=out,
+        workers=workers,
+        threads=threads,
+        only=only,
+        retry_failed=retry_failed,
+        console=console,
+    )
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command("algos")
+def list_algorithms() -> None:
+    """List the registered algorithm names."""
+    from maxbench.registry import ALGORITHMS
+
+    table = Table(title="algorithms (or any module:Class with the SB3 API)")
+    table.add_column("name")
+    table.add_column("class")
+    table.add_column("preset")
+    table.add_column("what")
+    for name, entry in sorted(ALGORITHMS.items()):
+        table.add_row(name, entry.target, str(entry.preset or ""), entry.summary)
+    console.print(table)
+
+
+@app.command("envs")
+def list_environments() -> None:
+    """List maxbench's own environments (any gymnasium id works in a suite)."""
+    import gymnasium as gym
+
+    import maxbench.envs  # noqa: F401
+
+    table = Table(title="maxbench environments")
+    table.add_column("id")
+    table.add_column("max steps")
+    table.add_column("kwargs")
+    for env_id, spec in sorted(gym.envs.registry.items()):
+        if str(spec.entry_point).startswith("maxbench."):
+            table.add_row(env_id, str(spec.max_episode_steps), str(spec.kwargs))
+    console.print(table)
+

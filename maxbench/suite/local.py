@@ -1,0 +1,158 @@
+"""The local executor: run cells on a pool of spawned worker processes.
+
+Each cell runs in a fresh process (spawned, so the thread count is set before torch loads), at
+most ``workers`` at a time. A process that dies without recording an outcome (segfault, OOM
+kill) is marked failed in its cell; the other cells go on. Ctrl-C or SIGTERM asks every worker to
+stop: each records ``interrupted`` and the next ``maxbench run`` resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from maxbench.results.atomic import write_json_atomic
+from maxbench.results.layout import (
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    read_run_json,
+)
+from maxbench.suite.cells import Cell
+from maxbench.suite.plan import PlannedCell
+from maxbench.suite.worker import EXIT_BUSY, cell_process_main, set_thread_environment
+
+BUSY = "busy"
+
+
+class ProgressSink(Protocol):
+    """What the executor tells a display."""
+
+    def cell_started(self, planned: PlannedCell) -> None: ...
+
+    def cell_progress(self, key: str, timestep: int) -> None: ...
+
+    def cell_ended(self, planned: PlannedCell, status: str, run: dict[str, Any] | None) -> None: ...
+
+
+@dataclass
+class _Running:
+    planned: PlannedCell
+    process: Any
+
+
+def _outcome(planned: PlannedCell, out: Path, exitcode: int | None) -> tuple[str, dict | None]:
+    """The cell's final status, from its run.json; a process that died is recorded here."""
+    folder = planned.cell.folder(out)
+    if exitcode == EXIT_BUSY:
+        return BUSY, None
+    run = read_run_json(folder)
+    status = run.get("status") if run else None
+    if status in (None, RUNNING):
+        run = run or {"spec": planned.cell.to_dict()}
+        if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGINT, signal.SIGTERM):
+            run.update(status=INTERRUPTED)
+        else:
+            run.update(status=FAILED, error=f"worker process died (exit code {exitcode})")
+        write_json_atomic(folder / "run.json", run)
+        status = run["status"]
+    return status, run
+
+
+def run_local(
+    planned: list[PlannedCell],
+    out: Path,
+    workers: int,
+    threads: int = 1,
+    sink: ProgressSink | None = None,
+) -> dict[str, str]:
+    """Run the runnable cells of ``planned``; return ``{cell key: final status}``.
+
+    Raises KeyboardInterrupt after the workers have stopped when interrupted.
+    """
+    todo = deque(p for p in planned if p.runnable)
+    context = multiprocessing.get_context("spawn")
+    reports = context.Queue()
+    running: dict[str, _Running] = {}
+    outcomes: dict[str, str] = {}
+    set_thread_environment(threads)  # inherited by the spawned workers
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                item = todo.popleft()
+                process = context.Process(
+                    target=cell_process_main,
+                    args=(item.cell.to_dict(), str(out), threads, reports),
+                    name=f"maxbench:{item.cell.key}",
+                )
+                process.start()
+                running[item.cell.key] = _Running(item, process)
+                if sink:
+                    sink.cell_started(item)
+            _drain(reports, sink, timeout=0.25)
+            for key, entry in list(running.items()):
+                if entry.process.exitcode is None:
+                    continue
+                entry.process.join()
+                _drain(reports, sink, timeout=0)
+                status, run = _outcome(entry.planned, out, entry.process.exitcode)
+                outcomes[key] = status
+                del running[key]
+                if sink:
+                    sink.cell_ended(entry.planned, status, run)
+    except KeyboardInterrupt:
+        _stop_workers(running, out, outcomes, sink)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    return outcomes
+
+
+def _drain(reports: Any, sink: ProgressSink | None, timeout: float) -> None:
+    try:
+        key, timestep = reports.get(timeout=timeout) if timeout else reports.get_nowait()
+    except queue_module.Empty:
+        return
+    while True:
+        if sink:
+            sink.cell_progress(key, timestep)
+        try:
+            key, timestep = reports.get_nowait()
+        except queue_module.Empty:
+            return
+
+
+def _stop_workers(
+    running: dict[str, _Running], out: Path, outcomes: dict[str, str], sink: ProgressSink | None
+) -> None:
+    """Ask every worker to stop (SIGINT), wait for them to record it, then end stragglers."""
+    for entry in running.values():
+        if entry.process.exitcode is None:
+            os.kill(entry.process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 60
+    for entry in running.values():
+        entry.process.join(timeout=max(0.1, deadline - time.monotonic()))
+        if entry.process.exitcode is None:
+            entry.process.terminate()
+            entry.process.join(timeout=5)
+        status, run = _outcome(entry.planned, out, entry.process.exitcode)
+        outcomes[entry.planned.cell.key] = status
+        if sink:
+            sink.cell_ended(entry.planned, status, run)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def cells_by_key(cells: list[Cell]) -> dict[str, Cell]:
+    """Index cells by their key."""
+    return {cell.key: cell for cell in cells}

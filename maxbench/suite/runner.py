@@ -1,0 +1,101 @@
+"""Run a suite from Python: validate, expand, plan, execute, summarise.
+
+``maxbench run`` is a thin shell over :func:`run_suite`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from maxbench.errors import UserInputError
+from maxbench.results.layout import FINISHED
+from maxbench.suite.cells import expand_suite
+from maxbench.suite.loading import load_suite
+from maxbench.suite.plan import PlannedCell, plan_cells
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class SuiteOutcome:
+    """The cells of an invocation and its exit status."""
+
+    planned: list[PlannedCell]
+    statuses: dict[str, str]
+    exit_code: int
+    out: Path
+    suite_name: str
+
+
+def default_workers() -> int:
+    """One worker per core."""
+    return os.cpu_count() or 1
+
+
+def plan_suite(
+    suite_path: Path, out: Path, only: str | None = None, retry_failed: bool = False
+) -> tuple[str, list[PlannedCell]]:
+    """Validate the suite and decide what to do with each cell (nothing is written)."""
+    loaded = load_suite(suite_path)
+    cells = expand_suite(loaded.suite, loaded.name, only=only)
+    if not cells:
+        raise UserInputError(f"--only '{only}' matches no cell of {suite_path} (keys: algo/env/seed_n)")
+    return loaded.name, plan_cells(cells, out, retry_failed=retry_failed)
+
+
+def run_suite(
+    suite_path: Path,
+    out: Path = Path("results"),
+    workers: int | None = None,
+    threads: int = 1,
+    only: str | None = None,
+    retry_failed: bool = False,
+    console: Console | None = None,
+) -> SuiteOutcome:
+    """Run every cell of the suite that is not finished; return the statuses and exit status."""
+    from maxbench.suite.display import LiveProgress, summary_table
+    from maxbench.suite.local import run_local
+
+    console = console or Console()
+    if threads < 1:
+        raise UserInputError(f"--threads must be at least 1 (got {threads})")
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers must be at least 1 (got {workers})")
+    name, planned = plan_suite(suite_path, out, only=only, retry_failed=retry_failed)
+    _check_writable(out)
+    runnable = [p for p in planned if p.runnable]
+    workers = min(workers or default_workers(), max(1, len(runnable)))
+    console.print(
+        f"suite [bold]{name}[/]: {len(planned)} cells, {len(runnable)} to run "
+        f"on {workers} workers × {threads} thread(s) → {out / name}"
+    )
+    statuses: dict[str, str] = {}
+    interrupted = False
+    with LiveProgress(planned, console) as display:
+        try:
+            statuses = run_local(planned, out, workers=workers, threads=threads, sink=display)
+        except KeyboardInterrupt:
+            interrupted = True
+    console.print(summary_table(planned, out, title=f"{name}: final evaluation returns"))
+    from maxbench.results.layout import read_status
+
+    all_finished = all(read_status(p.cell.folder(out)) == FINISHED for p in planned)
+    if interrupted:
+        console.print("[yellow]interrupted[/]: run the same command again to resume.")
+        code = EXIT_INTERRUPTED
+    else:
+        code = EXIT_OK if all_finished else EXIT_SOME_FAILED
+    return SuiteOutcome(planned, statuses, code, out, name)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserInputError(f"cannot create the results folder {out}: {err.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserInputError(f"the results folder {out} is not writable")
