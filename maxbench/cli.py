@@ -60,7 +60,7 @@ def main(
 def validate(
     suite: Annotated[Path, typer.Argument(help="The suite YAML file.")],
 ) -> None:
-    """Check a suite file (keys, algorithms, hyperparameters, environment ids) without running it."""
+    """Check a suite file (keys, algorithms, hyperparameters, env ids) without running it."""
     from maxbench.suite.cells import expand_suite
     from maxbench.suite.loading import load_suite
 
@@ -84,14 +84,17 @@ def run(
     ] = None,
     threads: Annotated[int, typer.Option("--threads", "-t", help="Torch threads per worker.")] = 1,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would run, resume or be skipped; run nothing.")
+        bool,
+        typer.Option("--dry-run", help="Show what would run, resume or be skipped; run nothing."),
     ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed cells again (from their checkpoint).")
     ] = False,
     only: Annotated[
         str | None,
-        typer.Option("--only", help="Glob on cell keys algo/env/seed_n, e.g. 'sac/*' or '*/seed_0'."),
+        typer.Option(
+            "--only", help="Glob on cell keys algo/env/seed_n, e.g. 'sac/*' or '*/seed_0'."
+        ),
     ] = None,
 ) -> None:
     """Run a suite: every (algorithm, environment, seed) cell, resuming unfinished ones.
@@ -152,4 +155,3 @@ def list_environments() -> None:
         if str(spec.entry_point).startswith("maxbench."):
             table.add_row(env_id, str(spec.max_episode_steps), str(spec.kwargs))
     console.print(table)
-

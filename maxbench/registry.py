@@ -40,12 +40,15 @@ RESERVED_ARGUMENTS = ("policy", "env", "seed", "_init_setup_model")
 _SB3_API = ("learn", "predict", "save", "load")
 
 
-def _import_target(target: str) -> Any:
+def import_target(target: str) -> Any:
+    """Import ``"module:attribute"``; a missing module or attribute is a UserInputError."""
     module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise UserInputError(f"cannot import module '{module_name}' for algorithm '{target}': {err}")
+        raise UserInputError(
+            f"cannot import module '{module_name}' (for '{target}'): {err}"
+        ) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
@@ -61,13 +64,14 @@ def resolve_algorithm(name: str) -> tuple[type, dict[str, Any]]:
     key = name.lower()
     if key in ALGORITHMS:
         entry = ALGORITHMS[key]
-        return _import_target(entry.target), dict(entry.preset)
+        return import_target(entry.target), dict(entry.preset)
     if ":" in name:
-        cls = _import_target(name)
+        cls = import_target(name)
         missing = [attr for attr in _SB3_API if not hasattr(cls, attr)]
         if not inspect.isclass(cls) or missing:
             raise UserInputError(
-                f"'{name}' does not follow the stable-baselines3 API (missing: {', '.join(missing)})"
+                f"'{name}' does not follow the stable-baselines3 API "
+                f"(missing: {', '.join(missing) or 'not a class'})"
             )
         return cls, {}
     raise UserInputError(
@@ -99,7 +103,7 @@ def constructor_arguments(cls: type) -> set[str] | None:
 
 
 def check_hyperparameters(cls: type, hyperparams: dict[str, Any]) -> None:
-    """Raise :class:`UserInputError` if a hyperparameter is not a constructor argument of ``cls``."""
+    """Raise :class:`UserInputError` for a hyperparameter ``cls``'s constructor does not take."""
     accepted = constructor_arguments(cls)
     for name in hyperparams:
         if name in RESERVED_ARGUMENTS:

@@ -133,7 +133,6 @@ class CellRun:
         ckpt.restore_rng_state(torch.load(found.folder / "rng.pt", weights_only=False))
         for key in self.timing:
             self.timing[key] = float(found.state.get(key, 0.0))
-        self.timing["wall_time_s"] = float(found.state.get("wall_time_s", 0.0))
         rows = [row for row in read_evals(self.folder) if row.timestep <= timestep]
         return model, timestep, rows
 
@@ -182,7 +181,9 @@ class CellRun:
             spec=cell.to_dict(),
             fingerprint=cell.fingerprint(),
             attempts=attempts,
-            provenance=provenance.collect(device=str(model.device), threads=torch.get_num_threads()),
+            provenance=provenance.collect(
+                device=str(model.device), threads=torch.get_num_threads()
+            ),
         )
         self.run.pop("error", None)
         self._write_run(RUNNING)
@@ -218,7 +219,6 @@ class CellRun:
     def _finish(self, model: Any, rows: list[EvalRow]) -> str:
         trained = int(model.num_timesteps)
         wall = self.timing["wall_time_s"] + self._attempt_wall()
-        all_attempts_wall = sum(a.get("wall_time_s", 0.0) for a in self.run["attempts"][:-1])
         self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
         self._write_run(
             FINISHED,
@@ -228,7 +228,6 @@ class CellRun:
                 "train_time_s": round(self.timing["train_time_s"], 3),
                 "eval_time_s": round(self.timing["eval_time_s"], 3),
                 "wall_time_s": round(wall, 3),
-                "wall_time_all_attempts_s": round(all_attempts_wall + self._attempt_wall(), 3),
                 "env_steps_per_s": round(trained / max(self.timing["train_time_s"], 1e-9), 2),
             },
             final={
@@ -262,9 +261,7 @@ class CellRun:
         return INTERRUPTED
 
 
-def run_cell(
-    cell: Cell, out: Path, threads: int = 1, report: ProgressFn | None = None
-) -> str:
+def run_cell(cell: Cell, out: Path, threads: int = 1, report: ProgressFn | None = None) -> str:
     """Run (or resume) one cell under ``out``; return its final status.
 
     Never raises for a failure inside the run: the error and its traceback go to the cell's

@@ -54,7 +54,11 @@ def _sha256(path: Path) -> str:
 
 def rng_state() -> dict[str, Any]:
     """The global RNG states that SB3 algorithms draw from."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import maxbench.envs  # noqa: F401  (registers maxbench's own environments)
-from maxbench.registry import _import_target
+from maxbench.registry import import_target
 from maxbench.suite.cells import Cell
 
 
@@ -23,7 +23,7 @@ def env_factory(cell: Cell) -> Callable[[], gym.Env]:
             kwargs["max_episode_steps"] = cell.max_episode_steps
         env = gym.make(cell.env_id, **kwargs)
         for wrapper in cell.wrappers:
-            env = _import_target(wrapper["target"])(env, **wrapper.get("kwargs", {}))
+            env = import_target(wrapper["target"])(env, **wrapper.get("kwargs", {}))
         return env
 
     return make

@@ -39,9 +39,9 @@ def _resolve_class(value: str) -> type:
             f"unknown class '{value}'{close_match_hint(value.lower(), ACTIVATIONS)}; use one of "
             f"{', '.join(ACTIVATIONS)} or a dotted path such as torch.nn.ELU"
         )
-    from maxbench.registry import _import_target
+    from maxbench.registry import import_target
 
-    return _import_target(f"{module_name}:{attribute}")
+    return import_target(f"{module_name}:{attribute}")
 
 
 def _schedule(value: str) -> Any:

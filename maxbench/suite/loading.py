@@ -51,7 +51,9 @@ def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
     """One readable sentence for a pydantic error, and the key path it concerns."""
     # Drop union-member tags such as 'int' or 'list[int]' that pydantic adds to locations.
     loc = tuple(
-        part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or part == "int"))
+        part
+        for part in error["loc"]
+        if not (isinstance(part, str) and ("[" in part or part == "int"))
     )
     dotted = ".".join(str(part) for part in loc) or "suite"
     kind = error["type"]
@@ -106,9 +108,9 @@ def _check_environment(env: EnvironmentSpec) -> None:
     for wrapper in env.wrappers:
         if ":" not in wrapper.target:
             raise UserInputError(f"wrapper '{wrapper.target}' must be written 'module:Class'")
-        from maxbench.registry import _import_target
+        from maxbench.registry import import_target
 
-        _import_target(wrapper.target)
+        import_target(wrapper.target)
 
 
 def check_semantics(suite: Suite, path: Path, node: yaml.Node | None = None) -> None:
@@ -135,7 +137,9 @@ def check_semantics(suite: Suite, path: Path, node: yaml.Node | None = None) -> 
             except UserInputError as err:
                 line = line_of(node, ("algorithms", key, "hyperparams", section))
                 where = f"{path}{f':{line}' if line else ''}"
-                raise UserInputError(f"{where}: algorithms.{key}.hyperparams.{section}: {err}") from None
+                raise UserInputError(
+                    f"{where}: algorithms.{key}.hyperparams.{section}: {err}"
+                ) from None
 
 
 def load_suite(path: str | Path, check: bool = True) -> LoadedSuite:

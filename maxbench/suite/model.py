@@ -57,7 +57,7 @@ class EnvironmentSpec(StrictModel):
             if isinstance(item, str):
                 wrappers.append({"target": item})
             elif isinstance(item, dict) and len(item) == 1 and "target" not in item:
-                (target, kwargs), = item.items()
+                ((target, kwargs),) = item.items()
                 wrappers.append({"target": target, "kwargs": kwargs or {}})
             else:
                 wrappers.append(item)

@@ -43,7 +43,9 @@ def plan_suite(
     loaded = load_suite(suite_path)
     cells = expand_suite(loaded.suite, loaded.name, only=only)
     if not cells:
-        raise UserInputError(f"--only '{only}' matches no cell of {suite_path} (keys: algo/env/seed_n)")
+        raise UserInputError(
+            f"--only '{only}' matches no cell of {suite_path} (keys: algo/env/seed_n)"
+        )
     return loaded.name, plan_cells(cells, out, retry_failed=retry_failed)
 
 

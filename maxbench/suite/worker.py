@@ -6,6 +6,7 @@ torch is first imported in the process (DESIGN.md, "Threads").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -34,10 +35,8 @@ def configure_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set, or parallel work has started
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or parallel work has started
-        pass
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:

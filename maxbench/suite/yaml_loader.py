@@ -33,9 +33,7 @@ SuiteLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
-SuiteLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _FLOAT_PATTERN, list("-+0123456789.")
-)
+SuiteLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_PATTERN, list("-+0123456789."))
 
 
 def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
