@@ -1,0 +1,63 @@
+"""Shared fixtures: small suites written to a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def write_suite(folder: Path, name: str = "tiny", **overrides: Any) -> Path:
+    """Write a small valid suite (SAC on the multi-goal env) with top-level ``overrides``."""
+    suite: dict[str, Any] = {
+        "name": name,
+        "algorithms": {
+            "sac": {
+                "hyperparams": {
+                    "default": {
+                        "learning_starts": 50,
+                        "batch_size": 32,
+                        "buffer_size": 5000,
+                        "policy_kwargs": {"net_arch": [16, 16]},
+                    }
+                }
+            }
+        },
+        "environments": ["MultiGoal-v0"],
+        "seeds": 1,
+        "budget": 200,
+        "evaluation": {"every": 50, "episodes": 2, "deterministic": False},
+        "checkpoint_every": 100,
+    }
+    suite.update(overrides)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def suite_writer(tmp_path: Path):
+    """``suite_writer(**overrides) -> path`` of a small suite in tmp_path."""
+
+    def make(**overrides: Any) -> Path:
+        return write_suite(tmp_path, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for ``maxbench`` subprocesses: tests/ importable (for test algorithms)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+MAXBENCH = [sys.executable, "-m", "maxbench"]
