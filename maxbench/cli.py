@@ -22,7 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-error_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,7 +33,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except UserInputError as err:
-            error_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+            typer.echo(f"error: {err}", err=True)  # plain text: one line, never markup
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -112,7 +112,7 @@ class CellRun:
         if found is None:
             env = training_env(self.cell, seed=training_seed(self.cell, 0))
             action_dim = int(np.prod(env.action_space.shape or (1,)))
-            kwargs = convert_hyperparameters(self.cell.hyperparams, action_dim)
+            kwargs = convert_hyperparameters(self.cell.hyperparams, action_dim, algorithm=cls)
             kwargs.setdefault("verbose", 0)
             model = cls(self.cell.policy, env, seed=self.cell.seed, **kwargs)
             if read_evals(self.folder):

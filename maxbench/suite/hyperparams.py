@@ -10,6 +10,7 @@ action size.
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 from maxbench.errors import UserInputError, close_match_hint
@@ -69,9 +70,38 @@ def _action_noise(value: Any, action_dim: int) -> Any:
     raise UserInputError(f"unknown action_noise type '{kind}'; use one of {', '.join(NOISE_TYPES)}")
 
 
-def convert_hyperparameters(hyperparams: dict[str, Any], action_dim: int) -> dict[str, Any]:
-    """Return constructor keyword arguments built from YAML values (the input is not modified)."""
+def integer_defaults(algorithm: type) -> set[str]:
+    """Constructor arguments of ``algorithm`` (and its parents) whose default is an integer."""
+    names: set[str] = set()
+    for klass in algorithm.__mro__:
+        if "__init__" in vars(klass):
+            for parameter in inspect.signature(klass.__init__).parameters.values():
+                default = parameter.default
+                if isinstance(default, int) and not isinstance(default, bool):
+                    names.add(parameter.name)
+    return names
+
+
+def _coerce_integers(converted: dict[str, Any], algorithm: type) -> None:
+    """``buffer_size: 1e6`` is a float in YAML; integer arguments get an int (or an error)."""
+    for name in integer_defaults(algorithm) & set(converted):
+        value = converted[name]
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise UserInputError(f"'{name}' must be a whole number (got {value})")
+            converted[name] = int(value)
+
+
+def convert_hyperparameters(
+    hyperparams: dict[str, Any], action_dim: int, algorithm: type | None = None
+) -> dict[str, Any]:
+    """Return constructor keyword arguments built from YAML values (the input is not modified).
+
+    With ``algorithm``, whole-number floats become ints for its integer arguments.
+    """
     converted = copy.deepcopy(hyperparams)
+    if algorithm is not None:
+        _coerce_integers(converted, algorithm)
     for key in _SCHEDULABLE:
         if isinstance(converted.get(key), str) and converted[key].startswith("lin_"):
             converted[key] = _schedule(converted[key])

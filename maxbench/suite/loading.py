@@ -47,14 +47,29 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel]:
     return Suite
 
 
-def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
+def _data_path(data: Any, error: dict[str, Any]) -> tuple[Any, ...]:
+    """The error's location as a path through the user's data.
+
+    Pydantic adds tags to locations (union members such as 'constrained-int' or 'list[int]');
+    keep only the parts that name a key or index of the data, and a missing key at the end.
+    """
+    path: list[Any] = []
+    node = data
+    parts = list(error["loc"])
+    for position, part in enumerate(parts):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif position == len(parts) - 1 and error["type"] in ("missing", "extra_forbidden"):
+            path.append(part)
+    return tuple(path)
+
+
+def _describe(data: Any, error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
     """One readable sentence for a pydantic error, and the key path it concerns."""
-    # Drop union-member tags such as 'int' or 'list[int]' that pydantic adds to locations.
-    loc = tuple(
-        part
-        for part in error["loc"]
-        if not (isinstance(part, str) and ("[" in part or part == "int"))
-    )
+    loc = _data_path(data, error)
     dotted = ".".join(str(part) for part in loc) or "suite"
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -70,7 +85,7 @@ def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
     if kind in ("greater_than", "greater_than_equal"):
         return loc, f"{dotted}: must be a positive number (got {error.get('input')!r})"
     message = error["msg"].removeprefix("Value error, ")
-    return loc, f"{dotted}: {message}"
+    return loc, f"{dotted}: {message}" if loc else message
 
 
 def parse_suite(data: Any, path: Path, node: yaml.Node | None = None) -> Suite:
@@ -81,14 +96,32 @@ def parse_suite(data: Any, path: Path, node: yaml.Node | None = None) -> Suite:
             "seeds, budget"
         )
     try:
-        return Suite.model_validate(data)
+        suite = Suite.model_validate(data)
     except ValidationError as err:
         errors = err.errors()
-        loc, message = _describe(errors[0])
+        loc, message = _describe(data, errors[0])
         line = line_of(node, loc)
         where = f"{path}:{line}" if line else f"{path}"
-        more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        # A value that fits no member of a union gives one error per member: count places.
+        places = len({_data_path(data, error) for error in errors})
+        more = f" (+{places - 1} more problems)" if places > 1 else ""
         raise UserInputError(f"{where}: {message}{more}") from None
+    _check_override_sections(suite, path, node)
+    return suite
+
+
+def _check_override_sections(suite: Suite, path: Path, node: yaml.Node | None) -> None:
+    """Every hyperparameter section is 'default' or the label of an environment of the suite."""
+    env_names = {env.name for env in suite.environments}
+    for key, spec in suite.algorithms.items():
+        for section in spec.hyperparams:
+            if section != "default" and section not in env_names:
+                line = line_of(node, ("algorithms", key, "hyperparams", section))
+                raise UserInputError(
+                    f"{path}{f':{line}' if line else ''}: algorithms.{key}.hyperparams: section "
+                    f"'{section}' is neither 'default' nor an environment of this suite"
+                    f"{close_match_hint(section, env_names)} ({', '.join(sorted(env_names))})"
+                )
 
 
 def _check_environment(env: EnvironmentSpec) -> None:
@@ -133,7 +166,7 @@ def check_semantics(suite: Suite, path: Path, node: yaml.Node | None = None) -> 
         for section, hyperparams in spec.hyperparams.items():
             try:
                 check_hyperparameters(cls, {**preset, **hyperparams})
-                convert_hyperparameters(hyperparams, action_dim=1)
+                convert_hyperparameters(hyperparams, action_dim=1, algorithm=cls)
             except UserInputError as err:
                 line = line_of(node, ("algorithms", key, "hyperparams", section))
                 where = f"{path}{f':{line}' if line else ''}"

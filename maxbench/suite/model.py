@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -157,18 +157,6 @@ class Suite(StrictModel):
         if duplicates:
             raise ValueError(f"environment names repeat: {', '.join(duplicates)} (set 'label')")
         return value
-
-    @model_validator(mode="after")
-    def _override_sections_name_environments(self) -> Suite:
-        env_names = {env.name for env in self.environments}
-        for key, spec in self.algorithms.items():
-            for section in spec.hyperparams:
-                if section != "default" and section not in env_names:
-                    raise ValueError(
-                        f"algorithms.{key}.hyperparams: section '{section}' is neither 'default' "
-                        f"nor an environment of this suite ({', '.join(sorted(env_names))})"
-                    )
-        return self
 
     @property
     def seed_list(self) -> list[int]:

@@ -51,6 +51,9 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         data = yaml.load(text, Loader=SuiteLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
+        context = getattr(err, "context_mark", None)
+        if mark is not None and context is not None and mark.line >= len(text.splitlines()):
+            mark = context  # the problem is the end of the file: point at what was left open
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UserInputError(f"{path}{where}: invalid YAML: {problem}") from None
