@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (CI logs, files) gets 120 columns instead of rich's default 80, unless COLUMNS says.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
