@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import MAXBENCH
 
 pytestmark = pytest.mark.slow
