@@ -157,3 +157,27 @@ def list_environments() -> None:
         if str(spec.entry_point).startswith("maxbench."):
             table.add_row(env_id, str(spec.max_episode_steps), str(spec.kwargs))
     console.print(table)
+
+
+# Commands that live beside the code they drive (each module has ``register_commands(app)``);
+# a module that is not there yet is skipped. They import heavy libraries inside the commands.
+_COMMAND_MODULES = (
+    "maxbench.algos.s2ac.commands",
+    "maxbench.report.commands",
+)
+
+
+def _register_command_modules() -> None:
+    import importlib
+
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and module_name.startswith(err.name):
+                continue
+            raise
+        module.register_commands(app)
+
+
+_register_command_modules()
