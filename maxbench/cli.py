@@ -98,6 +98,18 @@ def run(
             "--only", help="Glob on cell keys algo/env/seed_n, e.g. 'sac/*' or '*/seed_0'."
         ),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="'local' (process pool) or 'ray' (Ray tasks; the 'ray' extra)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="Ray cluster address (e.g. 'auto' or 'HOST:6379'); none: local Ray."
+        ),
+    ] = None,
 ) -> None:
     """Run a suite: every (algorithm, environment, seed) cell, resuming unfinished ones.
 
@@ -123,6 +135,8 @@ def run(
         only=only,
         retry_failed=retry_failed,
         console=console,
+        backend=backend,
+        address=address,
     )
     raise typer.Exit(outcome.exit_code)
 

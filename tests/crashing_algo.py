@@ -1,9 +1,8 @@
-"""An SB3 algorithm that crashes mid-training, to test that a crash stays inside its cell."""
+"""SB3 algorithms that misbehave on purpose, to test that the damage stays inside their cell."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from stable_baselines3 import SAC
 
 
@@ -13,5 +12,11 @@ class CrashingSAC(SAC):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         raise RuntimeError("deliberate crash inside train()")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class NaNSAC(SAC):
+    """SAC whose actor weights turn NaN at the first gradient step (a diverging run)."""
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        super().train(gradient_steps, batch_size)
+        with torch.no_grad():
+            next(self.actor.parameters()).fill_(float("nan"))

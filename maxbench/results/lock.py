@@ -52,3 +52,11 @@ def is_locked(folder: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def lock_holder(folder: Path) -> int | None:
+    """The pid written by the process holding the cell's lock (None when unknown)."""
+    try:
+        return int((Path(folder) / LOCK_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
@@ -43,25 +43,17 @@ from maxbench.results.lock import cell_lock
 from maxbench.suite import checkpoint as ckpt
 from maxbench.suite.cells import Cell
 from maxbench.suite.environments import evaluation_env, training_env
+from maxbench.suite.health import (
+    CellWatchdog,
+    NonFiniteError,
+    clear_stop,
+    explain_crash,
+    stop_requested,
+)
 from maxbench.suite.hyperparams import convert_hyperparameters
 
 ProgressFn = Callable[[int], None]
 _SEED_MODULUS = 2**31 - 1
-
-
-class _ProgressCallback(BaseCallback):
-    """Report the timestep to the parent process at most every ``interval`` seconds."""
-
-    def __init__(self, report: ProgressFn | None, interval: float = 0.5) -> None:
-        super().__init__()
-        self.report, self.interval, self.last = report, interval, 0.0
-
-    def _on_step(self) -> bool:
-        now = time.monotonic()
-        if self.report is not None and now - self.last >= self.interval:
-            self.last = now
-            self.report(self.num_timesteps)
-        return True
 
 
 def boundaries(cell: Cell) -> list[tuple[int, bool, bool]]:
@@ -101,6 +93,18 @@ class CellRun:
         self.run.update(status=status, **fields)
         self.run["updated_at"] = _now()
         write_json_atomic(self.folder / "run.json", self.run)
+
+    def _record_end(self, status: str, **fields: Any) -> str:
+        """Write the final status; if even that fails (a full disk), say so on stderr."""
+        if self.run.get("attempts"):
+            self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
+        try:
+            self._write_run(status, **fields)
+        except OSError as err:
+            print(
+                f"maxbench: {self.cell.key}: cannot record status {status}: {err}", file=sys.stderr
+            )
+        return status
 
     def _attempt_wall(self) -> float:
         return time.monotonic() - self.attempt_monotonic
@@ -190,7 +194,7 @@ class CellRun:
         sb3_folder = self.folder / SB3_LOGS / f"attempt_{len(attempts)}"
         model.set_logger(configure(str(sb3_folder), ["csv", "log"]))
         eval_env = evaluation_env(cell)
-        callback = _ProgressCallback(self.report)
+        watchdog = CellWatchdog(self.report)
         last_eval = rows[-1].timestep if rows else 0
         for point, do_eval, do_checkpoint in boundaries(cell):
             if point <= start:
@@ -198,9 +202,17 @@ class CellRun:
             remaining = point - model.num_timesteps
             if remaining > 0:
                 started = time.monotonic()
-                model.learn(remaining, reset_num_timesteps=False, callback=callback)
+                try:
+                    model.learn(remaining, reset_num_timesteps=False, callback=watchdog)
+                except NonFiniteError:
+                    raise
+                except Exception as error:
+                    raise (explain_crash(model, error) or error) from error
                 self.timing["train_time_s"] += time.monotonic() - started
             timestep = int(model.num_timesteps)
+            watchdog.check()
+            if stop_requested():
+                return self._stop_gracefully(model, timestep)
             if do_eval and timestep > last_eval:
                 rows.append(self._evaluate(model, eval_env, timestep))
                 last_eval = timestep
@@ -215,6 +227,12 @@ class CellRun:
         eval_env.close()
         model.get_env().close()
         return self._finish(model, rows)
+
+    def _stop_gracefully(self, model: Any, timestep: int) -> str:
+        """A stop was requested: checkpoint where training stopped, then mark interrupted."""
+        ckpt.save_checkpoint(self.folder, model, self._state(timestep))
+        self.log.warning("stop requested: checkpoint written at timestep %d", timestep)
+        return self.interrupt()
 
     def _finish(self, model: Any, rows: list[EvalRow]) -> str:
         trained = int(model.num_timesteps)
@@ -243,42 +261,48 @@ class CellRun:
     def fail(self, error: BaseException) -> str:
         text = "".join(traceback.format_exception(error))
         self.log.error("run failed:\n%s", text)
-        if self.run.get("attempts"):
-            self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
-        self._write_run(
-            FAILED,
-            ended_at=_now(),
-            error=f"{type(error).__name__}: {error}",
-            traceback=text,
+        return self._record_end(
+            FAILED, ended_at=_now(), error=f"{type(error).__name__}: {error}", traceback=text
         )
-        return FAILED
 
     def interrupt(self) -> str:
         self.log.warning("interrupted; the next run resumes from the last checkpoint")
-        if self.run.get("attempts"):
-            self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
-        self._write_run(INTERRUPTED)
-        return INTERRUPTED
+        return self._record_end(INTERRUPTED)
 
 
-def run_cell(cell: Cell, out: Path, threads: int = 1, report: ProgressFn | None = None) -> str:
+def run_cell(
+    cell: Cell,
+    out: Path,
+    threads: int = 1,
+    report: ProgressFn | None = None,
+    retry_failed: bool = False,
+) -> str:
     """Run (or resume) one cell under ``out``; return its final status.
 
     Never raises for a failure inside the run: the error and its traceback go to the cell's
     train.log and run.json, and the status is ``failed``. Raises CellBusyError when another
-    process is training the same cell.
+    process is training the same cell. A cell that another process finished (or failed, unless
+    ``retry_failed``) while this one waited is left as it is.
     """
     folder = cell.folder(out)
-    with cell_lock(folder):
-        run = CellRun(cell, folder, threads, report)
-        try:
-            return run.execute()
-        except KeyboardInterrupt:
-            return run.interrupt()
-        except Exception as error:  # noqa: BLE001  (a crash is recorded, never propagated)
-            return run.fail(error)
-        finally:
-            logging.getLogger(f"maxbench.cell.{cell.key}").handlers.clear()
+    clear_stop()
+    try:
+        with cell_lock(folder):
+            status = (read_run_json(folder) or {}).get("status")
+            if status == FINISHED or (status == FAILED and not retry_failed):
+                return status
+            run = CellRun(cell, folder, threads, report)
+            try:
+                return run.execute()
+            except KeyboardInterrupt:
+                return run.interrupt()
+            except Exception as error:  # noqa: BLE001  (a crash is recorded, never propagated)
+                return run.fail(error)
+            finally:
+                logging.getLogger(f"maxbench.cell.{cell.key}").handlers.clear()
+    except OSError as err:  # the folder cannot even be written: nothing to record it in
+        print(f"maxbench: {cell.key}: cannot write to {folder}: {err}", file=sys.stderr)
+        return FAILED
 
 
 def _file_logger(path: Path, name: str) -> logging.Logger:

@@ -26,7 +26,7 @@ from maxbench.results.layout import (
     read_run_json,
 )
 from maxbench.suite.cells import Cell
-from maxbench.suite.plan import PlannedCell
+from maxbench.suite.plan import RETRY, PlannedCell
 from maxbench.suite.worker import EXIT_BUSY, cell_process_main, set_thread_environment
 
 BUSY = "busy"
@@ -48,7 +48,9 @@ class _Running:
     process: Any
 
 
-def _outcome(planned: PlannedCell, out: Path, exitcode: int | None) -> tuple[str, dict | None]:
+def record_outcome(
+    planned: PlannedCell, out: Path, exitcode: int | None
+) -> tuple[str, dict | None]:
     """The cell's final status, from its run.json; a process that died is recorded here."""
     folder = planned.cell.folder(out)
     if exitcode == EXIT_BUSY:
@@ -60,9 +62,14 @@ def _outcome(planned: PlannedCell, out: Path, exitcode: int | None) -> tuple[str
         if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGINT, signal.SIGTERM):
             run.update(status=INTERRUPTED)
         else:
-            run.update(status=FAILED, error=f"worker process died (exit code {exitcode})")
-        write_json_atomic(folder / "run.json", run)
+            run.update(
+                status=FAILED, error=f"the worker recorded no outcome (exit code {exitcode})"
+            )
         status = run["status"]
+        try:
+            write_json_atomic(folder / "run.json", run)
+        except OSError as err:
+            run["error"] = f"{run.get('error', status)}; cannot record it: {err}"
     return status, run
 
 
@@ -90,7 +97,7 @@ def run_local(
                 item = todo.popleft()
                 process = context.Process(
                     target=cell_process_main,
-                    args=(item.cell.to_dict(), str(out), threads, reports),
+                    args=(item.cell.to_dict(), str(out), threads, reports, item.action == RETRY),
                     name=f"maxbench:{item.cell.key}",
                 )
                 process.start()
@@ -103,7 +110,7 @@ def run_local(
                     continue
                 entry.process.join()
                 _drain(reports, sink, timeout=0)
-                status, run = _outcome(entry.planned, out, entry.process.exitcode)
+                status, run = record_outcome(entry.planned, out, entry.process.exitcode)
                 outcomes[key] = status
                 del running[key]
                 if sink:
@@ -133,17 +140,20 @@ def _drain(reports: Any, sink: ProgressSink | None, timeout: float) -> None:
 def _stop_workers(
     running: dict[str, _Running], out: Path, outcomes: dict[str, str], sink: ProgressSink | None
 ) -> None:
-    """Ask every worker to stop (SIGINT), wait for them to record it, then end stragglers."""
+    """Ask every worker to stop (one SIGTERM: checkpoint, then exit), wait, end stragglers."""
     for entry in running.values():
         if entry.process.exitcode is None:
-            os.kill(entry.process.pid, signal.SIGINT)
+            os.kill(entry.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
     for entry in running.values():
         entry.process.join(timeout=max(0.1, deadline - time.monotonic()))
         if entry.process.exitcode is None:
-            entry.process.terminate()
+            entry.process.terminate()  # a second SIGTERM: stop without a checkpoint
             entry.process.join(timeout=5)
-        status, run = _outcome(entry.planned, out, entry.process.exitcode)
+        if entry.process.exitcode is None:
+            entry.process.kill()
+            entry.process.join()
+        status, run = record_outcome(entry.planned, out, entry.process.exitcode)
         outcomes[entry.planned.cell.key] = status
         if sink:
             sink.cell_ended(entry.planned, status, run)

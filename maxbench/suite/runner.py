@@ -18,6 +18,7 @@ from maxbench.suite.loading import load_suite
 from maxbench.suite.plan import PlannedCell, plan_cells
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -57,12 +58,26 @@ def run_suite(
     only: str | None = None,
     retry_failed: bool = False,
     console: Console | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SuiteOutcome:
-    """Run every cell of the suite that is not finished; return the statuses and exit status."""
+    """Run every cell of the suite that is not finished; return the statuses and exit status.
+
+    ``backend`` is ``"local"`` (a process pool on this machine) or ``"ray"`` (Ray tasks on the
+    cluster at ``address``, or on a local Ray instance when there is none).
+    """
     from maxbench.suite.display import LiveProgress, summary_table
     from maxbench.suite.local import run_local
 
     console = console or Console()
+    if backend not in BACKENDS:
+        raise UserInputError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise UserInputError("--address is for the Ray backend: add --backend ray")
+    if backend == "ray":
+        from maxbench.suite.ray_backend import _import_ray
+
+        _import_ray()  # a missing extra is bad input, said before anything is written
     if threads < 1:
         raise UserInputError(f"--threads must be at least 1 (got {threads})")
     if workers is not None and workers < 1:
@@ -73,13 +88,21 @@ def run_suite(
     workers = min(workers or default_workers(), max(1, len(runnable)))
     console.print(
         f"suite [bold]{name}[/]: {len(planned)} cells, {len(runnable)} to run "
-        f"on {workers} workers × {threads} thread(s) → {out / name}"
+        f"on {_where(backend, address, workers)} × {threads} thread(s) → {out / name}"
     )
+    _say_what_others_hold(planned, out, console)
     statuses: dict[str, str] = {}
     interrupted = False
     with LiveProgress(planned, console) as display:
         try:
-            statuses = run_local(planned, out, workers=workers, threads=threads, sink=display)
+            if backend == "ray":
+                from maxbench.suite.ray_backend import run_ray
+
+                statuses = run_ray(
+                    planned, out, workers=workers, threads=threads, address=address, sink=display
+                )
+            else:
+                statuses = run_local(planned, out, workers=workers, threads=threads, sink=display)
         except KeyboardInterrupt:
             interrupted = True
     console.print(summary_table(planned, out, title=f"{name}: final evaluation returns"))
@@ -89,9 +112,36 @@ def run_suite(
     if interrupted:
         console.print("[yellow]interrupted[/]: run the same command again to resume.")
         code = EXIT_INTERRUPTED
+    elif all_finished:
+        code = EXIT_OK
     else:
-        code = EXIT_OK if all_finished else EXIT_SOME_FAILED
+        console.print(
+            "some cells did not finish: see the table; `--retry-failed` runs failed ones again, "
+            "and running the same command resumes the others."
+        )
+        code = EXIT_SOME_FAILED
     return SuiteOutcome(planned, statuses, code, out, name)
+
+
+def _where(backend: str, address: str | None, workers: int) -> str:
+    if backend == "ray":
+        return f"Ray ({address or f'local, {workers} workers'})"
+    return f"{workers} workers"
+
+
+def _say_what_others_hold(planned: list[PlannedCell], out: Path, console: Console) -> None:
+    """Name the cells that another maxbench process is training (they are left to it)."""
+    from maxbench.results.lock import lock_holder
+    from maxbench.suite.plan import BUSY
+
+    busy = [p for p in planned if p.action == BUSY]
+    if busy:
+        holders = sorted({str(lock_holder(p.cell.folder(out)) or "?") for p in busy})
+        keys = ", ".join(p.cell.key for p in busy[:5]) + (" ..." if len(busy) > 5 else "")
+        console.print(
+            f"[yellow]{len(busy)} cells are being trained by another maxbench process "
+            f"(pid {', '.join(holders)}); they are left to it[/]: {keys}"
+        )
 
 
 def _check_writable(out: Path) -> None:

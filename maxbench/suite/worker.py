@@ -39,17 +39,22 @@ def configure_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """First SIGINT/SIGTERM: raise KeyboardInterrupt so the cell records it; ignore the rest."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+def _stop_then_interrupt(signum: int, frame: Any) -> None:
+    """First SIGTERM: checkpoint and stop at the next step; a second one: stop at once."""
+    from maxbench.suite.health import request_stop, stop_requested
+
+    if stop_requested():
+        raise KeyboardInterrupt
+    request_stop()
 
 
-def cell_process_main(cell_data: dict[str, Any], out: str, threads: int, queue: Any) -> None:
+def cell_process_main(
+    cell_data: dict[str, Any], out: str, threads: int, queue: Any, retry_failed: bool = False
+) -> None:
     """Run one cell in this (spawned) process, reporting progress on ``queue``."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    # Ctrl-C reaches the whole process group; the parent relays it once, as SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_then_interrupt)
     configure_threads(threads)
     from maxbench.results.lock import CellBusyError
     from maxbench.suite.cell_runner import run_cell
@@ -61,6 +66,6 @@ def cell_process_main(cell_data: dict[str, Any], out: str, threads: int, queue: 
         queue.put((cell.key, timestep))
 
     try:
-        run_cell(cell, Path(out), threads=threads, report=report)
+        run_cell(cell, Path(out), threads=threads, report=report, retry_failed=retry_failed)
     except CellBusyError:
         sys.exit(EXIT_BUSY)
