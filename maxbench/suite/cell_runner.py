@@ -80,11 +80,10 @@ def training_seed(cell: Cell, timestep: int) -> int:
 class CellRun:
     """Runs one cell in its folder; use :func:`run_cell`."""
 
-    def __init__(self, cell: Cell, folder: Path, threads: int, report: ProgressFn | None) -> None:
-        self.cell, self.folder, self.threads, self.report = cell, Path(folder), threads, report
+    def __init__(self, cell: Cell, folder: Path, report: ProgressFn | None) -> None:
+        self.cell, self.folder, self.report = cell, Path(folder), report
         self.log = _file_logger(self.folder / TRAIN_LOG, cell.key)
         self.run: dict[str, Any] = read_run_json(self.folder) or {}
-        self.attempt_started = time.time()
         self.attempt_monotonic = time.monotonic()
         self.timing = {"train_time_s": 0.0, "eval_time_s": 0.0, "wall_time_s": 0.0}
 
@@ -273,11 +272,12 @@ class CellRun:
 def run_cell(
     cell: Cell,
     out: Path,
-    threads: int = 1,
     report: ProgressFn | None = None,
     retry_failed: bool = False,
 ) -> str:
     """Run (or resume) one cell under ``out``; return its final status.
+
+    The caller fixes the process's torch thread count (the workers do, before importing torch).
 
     Never raises for a failure inside the run: the error and its traceback go to the cell's
     train.log and run.json, and the status is ``failed``. Raises CellBusyError when another
@@ -291,7 +291,7 @@ def run_cell(
             status = (read_run_json(folder) or {}).get("status")
             if status == FINISHED or (status == FAILED and not retry_failed):
                 return status
-            run = CellRun(cell, folder, threads, report)
+            run = CellRun(cell, folder, report)
             try:
                 return run.execute()
             except KeyboardInterrupt:

@@ -49,7 +49,7 @@ def ray_cell(
             queue.put_nowait((cell.key, timestep))
 
     try:
-        return run_cell(cell, Path(out), threads=threads, report=report, retry_failed=retry_failed)
+        return run_cell(cell, Path(out), report=report, retry_failed=retry_failed)
     except CellBusyError:
         return BUSY
 

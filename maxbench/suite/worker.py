@@ -66,6 +66,6 @@ def cell_process_main(
         queue.put((cell.key, timestep))
 
     try:
-        run_cell(cell, Path(out), threads=threads, report=report, retry_failed=retry_failed)
+        run_cell(cell, Path(out), report=report, retry_failed=retry_failed)
     except CellBusyError:
         sys.exit(EXIT_BUSY)
