@@ -23,6 +23,12 @@ def _quickstart_commands() -> list[str]:
     return re.findall(r"```bash\n(.+?)\n```", section)
 
 
+def _readme_report_command() -> str:
+    readme = (REPO / "README.md").read_text()
+    (command,) = re.findall(r"^(\.venv/bin/maxbench report results --rliable)$", readme, flags=re.M)
+    return command
+
+
 def test_quickstart_has_exactly_two_commands() -> None:
     commands = _quickstart_commands()
     assert len(commands) == 2
@@ -42,7 +48,12 @@ def test_dockerfile_steps_are_the_readme_steps() -> None:
     runs = re.findall(r"^RUN (.+)$", dockerfile, flags=re.M)
     assert runs == [install]
     (cmd,) = re.findall(r"^CMD (\[.+\])$", dockerfile, flags=re.M)
-    assert " ".join(json.loads(cmd)) == f"{run_smoke} --out /results"
+    report = _readme_report_command()
+    assert json.loads(cmd) == [
+        "sh",
+        "-c",
+        f"{run_smoke} --out /results && {report.replace(' results ', ' /results ')}",
+    ]
     assert re.search(r"^FROM python:3\.11-slim", dockerfile, flags=re.M)
     assert "docker build" in (REPO / "README.md").read_text()
 
