@@ -32,6 +32,30 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
     "a2c": AlgorithmEntry("stable_baselines3:A2C", summary="A2C (stable-baselines3)"),
     "tqc": AlgorithmEntry("sb3_contrib:TQC", summary="Truncated Quantile Critics (sb3-contrib)"),
     "crossq": AlgorithmEntry("sb3_contrib:CrossQ", summary="CrossQ (sb3-contrib)"),
+    # maxbench's own (spec/algorithms.md): the novel actors and the papers' baselines.
+    "s2ac": AlgorithmEntry(
+        "maxbench.algos.s2ac:S2AC", summary="Stein Soft Actor-Critic, S2AC(phi,theta)"
+    ),
+    "s2ac-fixed": AlgorithmEntry(
+        "maxbench.algos.s2ac:S2AC",
+        preset={"init": "fixed"},
+        summary="S2AC(phi): fixed initial distribution",
+    ),
+    "s2ac-amortized": AlgorithmEntry(
+        "maxbench.algos.s2ac:S2AC",
+        preset={"amortized": True},
+        summary="S2AC(phi,theta,psi): amortised sampler at test time",
+    ),
+    "bsac": AlgorithmEntry(
+        "maxbench.algos.bsac:BSAC", summary="Bidirectional SAC (a documented reconstruction)"
+    ),
+    "softgac": AlgorithmEntry(
+        "maxbench.algos.softgac:SoftGAC", summary="SoftGAC: stochastic-bridge generative actor"
+    ),
+    "sql": AlgorithmEntry("maxbench.algos.sql:SQL", summary="Soft Q-Learning (Haarnoja 2017)"),
+    "sac-nf": AlgorithmEntry(
+        "maxbench.algos.sacnf:SACNF", summary="SAC with a normalizing-flow policy"
+    ),
 }
 
 # Constructor arguments that the runner sets itself; a suite may not set them.

@@ -1,0 +1,222 @@
+"""S2AC's run-time against SB3's SAC, measured in one process (the S2AC paper's Table 1).
+
+Two measurements, each interleaved (SAC block, S2AC block, SAC block, ...) so that a busy machine
+slows both alike; the reported figure is the median over blocks and the ratio is S2AC / SAC.
+Each block is timed twice: by the thread's CPU time (``time.thread_time``: the work itself, not
+the time spent waiting for a core on a shared machine; torch runs on this one thread) and by the
+wall clock. The CPU-time ratio is the headline figure; both are printed.
+
+1. **Training time per env step** on HalfCheetah-v5, each algorithm at its own default
+   hyperparameters (SAC: batch 256, 1 gradient step per env step; S2AC: batch 100 × 10 particles,
+   3 SVGD steps, 50 gradient steps every 50 env steps), except that both start learning and act
+   with their policy after a short warm-up (``learning_starts`` / ``random_exploration_steps``
+   lowered) so that the timed blocks are in the steady state. A block is ``--train-block`` env
+   steps of ``learn`` (collection, replay, gradient steps; no evaluation).
+2. **Action-selection latency**: ``model.predict(obs)`` at batch 1 for the action sizes of Hopper,
+   Walker2d, HalfCheetah and Ant (the -v5 envs' own observation and action spaces), untrained
+   networks at default sizes, deterministic and stochastic.
+
+Targets (issue 8): S2AC(phi, theta) training <= 5x SAC per env step; its action selection <= 2x
+SAC; the amortised sampler's <= 1.2x SAC.
+
+Usage::
+
+    .venv/bin/python benchmarks/s2ac_speed.py            # the full benchmark (about 10 min)
+    .venv/bin/python benchmarks/s2ac_speed.py --quick    # a smoke run (seconds)
+    .venv/bin/python benchmarks/s2ac_speed.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from stable_baselines3 import SAC  # noqa: E402
+from stable_baselines3.common.logger import configure  # noqa: E402
+
+from maxbench.algos.s2ac import S2AC  # noqa: E402
+
+#: The envs of the paper's run-time table and their action sizes (3, 6, 6, 8).
+PREDICT_ENVS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
+
+#: name -> (class, constructor overrides of the defaults)
+VARIANTS: dict[str, tuple[type, dict[str, Any]]] = {
+    "SAC": (SAC, {}),
+    "S2AC(phi,theta)": (S2AC, {}),
+    "S2AC(phi,theta,psi)": (S2AC, {"amortized": True}),
+}
+
+
+def _make(name: str, env: Any, warmup: int) -> Any:
+    cls, overrides = VARIANTS[name]
+    kwargs: dict[str, Any] = {"learning_starts": warmup, **overrides}
+    if cls is S2AC:
+        kwargs["random_exploration_steps"] = warmup
+    model = cls("MlpPolicy", env, seed=0, device="cpu", **kwargs)
+    model.set_logger(configure(None, []))
+    return model
+
+
+def _interleaved(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Call every function once per round, in a rotating order; return each one's results."""
+    results: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            results[name].append(fns[name]())
+    return results
+
+
+def _timed(work: Callable[[], None], per: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of ``work()`` divided by ``per``."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    work()
+    return (time.thread_time() - cpu) / per, (time.perf_counter() - wall) / per
+
+
+def train_benchmark(env_id: str, warmup: int, block: int, rounds: int) -> dict[str, Any]:
+    """Seconds per env step of ``learn`` in the steady state, per algorithm."""
+    models = {name: _make(name, env_id, warmup) for name in VARIANTS}
+    for model in models.values():
+        model.learn(warmup + block, reset_num_timesteps=True)  # warm-up: buffer, first updates
+
+    def timer(model: Any) -> Callable[[], tuple[float, float]]:
+        def run() -> tuple[float, float]:
+            return _timed(lambda: model.learn(block, reset_num_timesteps=False), block)
+
+        return run
+
+    times = _interleaved({name: timer(m) for name, m in models.items()}, rounds)
+    return _summary(times)
+
+
+def predict_benchmark(env_id: str, calls: int, rounds: int) -> dict[str, Any]:
+    """Seconds per ``predict`` call at batch 1, deterministic and stochastic."""
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=0)
+    models = {name: _make(name, env, 100) for name in VARIANTS}
+    out: dict[str, Any] = {
+        "obs_dim": int(np.prod(env.observation_space.shape)),
+        "action_dim": int(np.prod(env.action_space.shape)),
+    }
+    for deterministic in (True, False):
+
+        def timer(
+            model: Any, deterministic: bool = deterministic
+        ) -> Callable[[], tuple[float, float]]:
+            def work(model: Any = model) -> None:
+                for _ in range(calls):
+                    model.predict(obs, deterministic=deterministic)
+
+            return lambda: _timed(work, calls)
+
+        for model in models.values():
+            timer(model)()  # warm-up
+        times = _interleaved({name: timer(m) for name, m in models.items()}, rounds)
+        out["deterministic" if deterministic else "stochastic"] = _summary(times)
+    env.close()
+    return out
+
+
+def _summary(times: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for clock, index in (("cpu", 0), ("wall", 1)):
+        medians = {
+            name: statistics.median(v[index] for v in values) for name, values in times.items()
+        }
+        for name, values in times.items():
+            out.setdefault(name, {})[clock] = {
+                "median_s": medians[name],
+                "blocks_s": [v[index] for v in values],
+                "ratio_to_sac": medians[name] / medians["SAC"],
+            }
+    return out
+
+
+def _print_table(title: str, rows: dict[str, Any], unit: str, scale: float) -> None:
+    print(f"\n{title}")
+    print(
+        f"  {'algorithm':<22}{'CPU ' + unit:>14}{'x SAC':>8}{'wall ' + unit:>15}{'x SAC':>8}"
+        "   CPU blocks"
+    )
+    for name, row in rows.items():
+        cpu, wall = row["cpu"], row["wall"]
+        blocks = " ".join(f"{v * scale:.0f}" for v in cpu["blocks_s"])
+        print(
+            f"  {name:<22}{cpu['median_s'] * scale:>14.1f}{cpu['ratio_to_sac']:>8.2f}"
+            f"{wall['median_s'] * scale:>15.1f}{wall['ratio_to_sac']:>8.2f}   {blocks}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke run)")
+    parser.add_argument("--train-block", type=int, default=200, help="env steps per timed block")
+    parser.add_argument("--train-rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1000, help="env steps before timing")
+    parser.add_argument("--predict-calls", type=int, default=300)
+    parser.add_argument("--predict-rounds", type=int, default=7)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_block, args.train_rounds, args.warmup = 50, 2, 100
+        args.predict_calls, args.predict_rounds = 20, 2
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} thread), {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average at start {load}"
+    )
+    results: dict[str, Any] = {"load_average_at_start": load}
+    if not args.skip_train:
+        train = train_benchmark("HalfCheetah-v5", args.warmup, args.train_block, args.train_rounds)
+        results["train_HalfCheetah-v5"] = train
+        _print_table(
+            f"training time per env step, HalfCheetah-v5 ({args.train_rounds} blocks of "
+            f"{args.train_block} steps after {args.warmup} warm-up steps)",
+            train,
+            "ms/step",
+            1e3,
+        )
+    if not args.skip_predict:
+        for env_id in PREDICT_ENVS:
+            found = predict_benchmark(env_id, args.predict_calls, args.predict_rounds)
+            results[f"predict_{env_id}"] = found
+            for mode in ("deterministic", "stochastic"):
+                _print_table(
+                    f"predict at batch 1, {env_id} (obs {found['obs_dim']}, action "
+                    f"{found['action_dim']}), {mode}, {args.predict_rounds} blocks of "
+                    f"{args.predict_calls} calls",
+                    found[mode],
+                    "us/call",
+                    1e6,
+                )
+    load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    results["load_average_at_end"] = load_end
+    print(f"\nload average at end {load_end}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""S2AC, Stein Soft Actor-Critic (Messaoud et al., ICLR 2024, arXiv 2405.00987), for SB3.
+
+The training step follows spec §1.4 line by line (see :meth:`S2AC.train`); the sampler is
+:mod:`maxbench.algos.s2ac.sampler`, the policy :mod:`maxbench.algos.s2ac.policies`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch.nn import functional as F
+
+from maxbench.algos.s2ac.policies import (
+    AmortizedSampler,
+    InitialGaussian,
+    MlpPolicy,
+    S2ACPolicy,
+)
+from maxbench.algos.svgd import stein_direction
+
+__all__ = ["S2AC"]
+
+SelfS2AC = TypeVar("SelfS2AC", bound="S2AC")
+
+#: Options of the sampler that S2AC passes to its policy (set them on S2AC, not in policy_kwargs).
+SAMPLER_OPTIONS = (
+    "init",
+    "init_std",
+    "amortized",
+    "n_particles",
+    "svgd_steps",
+    "svgd_step_size",
+    "kernel_sigma",
+    "energy_on",
+    "temperature",
+    "action_selection",
+)
+
+
+class S2AC(OffPolicyAlgorithm):
+    """Stein Soft Actor-Critic: an energy-based policy sampled by SVGD on ``min_k Q_k``.
+
+    The actor is ``m`` particles per state, drawn from an initial Gaussian q0 and moved by ``L``
+    steps of SVGD towards ``exp(min_k Q_k(s, .) / T)``; the closed-form log-density of the
+    S2AC paper (Theorem 3.3) gives ``log pi`` for the soft Bellman target and the actor loss, and
+    the actor gradient flows through all ``L`` SVGD steps into q0's parameters. Variants
+    (spec §1.1): S2AC(phi) ``init="fixed"``, S2AC(phi, theta) (default), S2AC(phi, theta, psi)
+    ``amortized=True``.
+
+    Defaults are the authors' (spec §1.5): critic 2×256 ELU and q0 network 3×256 ELU, gamma 0.99,
+    replay 1e6, batch 100, Adam lr 1e-3 for every network, polyak 0.995 (``tau=0.005``), 10 000
+    uniform-random steps (``random_exploration_steps``), updates from step 1000
+    (``learning_starts``), 50 gradient steps every 50 env steps, m = 10, L = 3 (use 10 on the
+    multi-goal env), epsilon = 0.1, alpha fixed at 0.2.
+
+    Deviations from the authors' code and decisions of the spec (README deviations table):
+
+    * Energy input ``energy_on="post_tanh"`` (default): ``min Q(s, tanh u)``, consistent with the
+      critic, which is trained on squashed actions; the authors evaluate Q at the pre-tanh
+      particle (``energy_on="pre_tanh"``).
+    * Initial particles from the truncated normal by the inverse CDF (the authors over-sample
+      2000 candidates per state and keep the first m inside mu +- 3 sigma); the same
+      distribution, reparameterised, no rejection loop. S2AC(phi)'s fixed q0 is truncated too
+      (the authors draw from a fixed bank of untruncated N(0, 0.5^2) samples).
+    * ``ent_coef="auto"``: SAC-style tuning of alpha on the closed-form entropy, target entropy
+      ``-d`` (an extension; the authors fix alpha).
+    * Deterministic prediction uses fixed initial draws and the particle with the highest
+      ``min Q`` evaluated at the final particles (the authors pick among the final particles by
+      the Q values of the particles before the last SVGD step, and draw fresh initial particles).
+    * The amortised sampler is trained (its training branch never runs in the authors' release),
+      with the mean over samples of the surrogate ``-<a_psi, Delta>`` (the authors sum).
+    * Critic loss ``0.5 * sum_k MSE`` (SB3's SAC; the authors sum without the 0.5: the same
+      update under Adam up to its epsilon).
+    * The gradient ``grad_a min_k Q_k`` is computed analytically for plain-MLP critics (the same
+      numbers as autograd, tested), and only through the arg-min critic per particle.
+    * The alpha update (``ent_coef="auto"``) uses the actor step's ``log pi`` and comes after the
+      critic and actor updates (SB3's SAC updates alpha first).
+
+    Args:
+        policy: ``"MlpPolicy"`` or an :class:`S2ACPolicy` subclass.
+        env: the environment (Box actions).
+        learning_rate: Adam learning rate of every network (float or schedule).
+        buffer_size: replay capacity.
+        learning_starts: env steps before the first update (the authors' ``update_after``).
+        batch_size: minibatch size (states; each carries m particles).
+        tau: polyak coefficient (1 - the authors' polyak).
+        gamma: discount.
+        train_freq: update every ``train_freq`` env steps.
+        gradient_steps: gradient steps per update.
+        action_noise: optional action noise (none in S2AC).
+        replay_buffer_class: SB3 replay buffer class.
+        replay_buffer_kwargs: its keyword arguments.
+        optimize_memory_usage: SB3's memory-efficient buffer.
+        n_steps: n-step returns (SB3's NStepReplayBuffer).
+        ent_coef: alpha, a float, or ``"auto"`` / ``"auto_<init>"`` to learn it.
+        target_update_interval: gradient steps between polyak updates.
+        target_entropy: target of the alpha tuning (``"auto"``: ``-d``).
+        init: ``"learned"`` q0 (S2AC(phi, theta)) or ``"fixed"`` N(0, init_std^2) (S2AC(phi)).
+        init_std: sigma_0 of the fixed q0 (a standard deviation; authors 0.5).
+        amortized: train the amortised sampler and act with it (S2AC(phi, theta, psi)).
+        n_particles: m, particles per state.
+        svgd_steps: L.
+        svgd_step_size: epsilon.
+        kernel_sigma: fixed RBF kernel std, or None for the adaptive bandwidth (default).
+        energy_on: ``"post_tanh"`` (default) or ``"pre_tanh"`` (authors).
+        sampler_temperature: T of the sampler's target ``exp(Q / T)``: a float (authors: 1) or
+            ``"alpha"`` (the paper's theorem; follows alpha when it is tuned).
+        action_selection: deterministic prediction: ``"max"`` (highest min-Q particle) or
+            ``"softmax"`` (drawn proportionally to ``exp(min Q / T)``).
+        random_exploration_steps: env steps acted uniformly at random (the authors'
+            ``exploration_steps``; SB3 acts randomly until ``max(this, learning_starts)``).
+        stats_window_size: SB3's rollout statistics window.
+        tensorboard_log: tensorboard folder.
+        policy_kwargs: network options of :class:`S2ACPolicy` (``net_arch``, ``activation_fn``,
+            ``n_critics``, features extractor, optimizer, ``analytic_energy``).
+        verbose: verbosity.
+        seed: random seed.
+        device: torch device.
+        _init_setup_model: build the networks now.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: S2ACPolicy
+    actor: InitialGaussian
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+    amortized: AmortizedSampler | None
+
+    def __init__(
+        self,
+        policy: str | type[S2ACPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 1000,
+        batch_size: int = 100,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 50,
+        gradient_steps: int = 50,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = 0.2,
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        init: str = "learned",
+        init_std: float = 0.5,
+        amortized: bool = False,
+        n_particles: int = 10,
+        svgd_steps: int = 3,
+        svgd_step_size: float = 0.1,
+        kernel_sigma: float | None = None,
+        energy_on: str = "post_tanh",
+        sampler_temperature: str | float = 1.0,
+        action_selection: str = "max",
+        random_exploration_steps: int = 10_000,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        clashes = sorted(set(policy_kwargs or {}) & set(SAMPLER_OPTIONS))
+        if clashes:
+            raise ValueError(
+                f"pass {', '.join(clashes)} to S2AC directly, not inside policy_kwargs"
+            )
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_kwargs=dict(policy_kwargs or {}),  # a copy: the sampler options are added
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        if sampler_temperature != "alpha" and not _positive_number(sampler_temperature):
+            raise ValueError(
+                f"sampler_temperature must be 'alpha' or a positive number: {sampler_temperature!r}"
+            )
+        self.target_entropy = target_entropy
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef = ent_coef
+        self.target_update_interval = target_update_interval
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+        self.sampler_temperature = sampler_temperature
+        self.random_exploration_steps = int(random_exploration_steps)
+        self.policy_kwargs.update(
+            init=init,
+            init_std=init_std,
+            amortized=amortized,
+            n_particles=n_particles,
+            svgd_steps=svgd_steps,
+            svgd_step_size=svgd_step_size,
+            kernel_sigma=kernel_sigma,
+            energy_on=energy_on,
+            temperature=self._initial_ent_coef()
+            if sampler_temperature == "alpha"
+            else float(sampler_temperature),
+            action_selection=action_selection,
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _initial_ent_coef(self) -> float:
+        """alpha at the start: the float, or the initial value of ``"auto[_x]"`` (1.0 default)."""
+        if isinstance(self.ent_coef, str):
+            if not self.ent_coef.startswith("auto"):
+                raise ValueError(
+                    f"ent_coef must be a float or 'auto[_<init>]', got {self.ent_coef!r}"
+                )
+            value = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
+        else:
+            value = float(self.ent_coef)
+        if value <= 0:
+            raise ValueError(f"the entropy coefficient must be positive, got {value}")
+        return value
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        if self.target_entropy == "auto":
+            self.target_entropy = float(-np.prod(self.env.action_space.shape).astype(np.float32))  # type: ignore[union-attr]
+        else:
+            self.target_entropy = float(self.target_entropy)
+        init_value = self._initial_ent_coef()
+        if isinstance(self.ent_coef, str):
+            self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(
+                True
+            )
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        else:
+            self.ent_coef_tensor = th.tensor(init_value, device=self.device)
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.amortized = self.policy.amortized
+
+    # -- acting ---------------------------------------------------------------------------------
+    def _sample_action(
+        self,
+        learning_starts: int,
+        action_noise: ActionNoise | None = None,
+        n_envs: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SB3's action sampling, uniform until ``max(learning_starts, random_exploration_steps)``.
+
+        (The authors act at random for 10 000 steps but update from step 1000.)
+        """
+        return super()._sample_action(
+            max(learning_starts, self.random_exploration_steps), action_noise, n_envs
+        )
+
+    # -- training -------------------------------------------------------------------------------
+    def _current_ent_coef(self) -> th.Tensor:
+        if self.log_ent_coef is not None:
+            return th.exp(self.log_ent_coef.detach())
+        return self.ent_coef_tensor
+
+    def _sync_temperature(self, ent_coef: th.Tensor) -> None:
+        """Keep the sampler temperature equal to alpha when ``sampler_temperature="alpha"``."""
+        if self.sampler_temperature == "alpha":
+            self.policy.temperature.copy_(ent_coef.reshape(()))
+
+    def _actor_step(
+        self, obs: th.Tensor, ent_coef: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor | None]:
+        """Actor loss ``E_s[alpha mean_j log pi(a_j|s) - mean_j min_k Q_k(s, a_j)]`` (spec §1.4).
+
+        The gradient flows through all L SVGD steps (scores included) into q0's parameters; the
+        critic's parameters are frozen (``requires_grad_(False)``) meanwhile, so no gradient
+        reaches them. S2AC(phi) has no actor parameters: the loss is only recorded.
+
+        Returns:
+            The loss (detached), per-state ``mean_j log pi`` ``(B,)``, the final actions
+            ``(B, m, d)`` (detached) and, for the amortised sampler, ``grad_a min_k Q_k`` at them
+            (from the same forward pass; None otherwise).
+        """
+        trainable = self.actor.optimizer is not None
+        critic_parameters = list(self.critic.parameters())
+        flags = [p.requires_grad for p in critic_parameters]
+        for p in critic_parameters:
+            p.requires_grad_(False)
+        try:
+            with th.set_grad_enabled(trainable):
+                particles, log_pi, energy = self.policy.sample(obs)
+                assert log_pi is not None
+                actions = th.tanh(particles)
+                grad_q = None
+                if self.amortized is not None:
+                    min_q, grad_q = energy.min_q_and_detached_grad(actions)
+                else:
+                    min_q = energy.min_q(actions)
+                log_pi_state = log_pi.mean(dim=1)
+                actor_loss = (ent_coef * log_pi_state - min_q.mean(dim=1)).mean()
+            if trainable:
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+        finally:
+            for p, flag in zip(critic_parameters, flags, strict=True):
+                p.requires_grad_(flag)
+        return actor_loss.detach(), log_pi_state.detach(), actions.detach(), grad_q
+
+    def _amortized_step(self, obs: th.Tensor, particles: th.Tensor, grad_q: th.Tensor) -> float:
+        """Move ``a_psi = tanh(f_psi(s, xi))`` along the Stein direction (spec §1.6).
+
+        ``Delta(x) = 1/m sum_j [k(a_j, x) grad_{a_j} min Q(s, a_j) / T + grad_{a_j} k(a_j, x)]``
+        with the final SVGD particles ``a_j`` and ``grad_q`` the gradient of ``min_k Q_k`` at
+        them (the critics of the actor step); the surrogate loss ``-mean <a_psi, Delta>`` makes
+        the optimizer ascend along ``Delta`` (SQL's amortised SVGD, Haarnoja et al. 2017).
+        """
+        assert self.amortized is not None and self.amortized.optimizer is not None
+        scores = grad_q / self.policy.temperature
+        B, m, d = particles.shape
+        noise = th.rand((B, m, d), device=particles.device)
+        a_psi = th.tanh(self.amortized(obs, noise))
+        with th.no_grad():
+            delta = stein_direction(particles, scores, a_psi, sigma=self.policy.kernel_sigma)
+        loss = -(a_psi * delta).sum(dim=-1).mean()
+        self.amortized.optimizer.zero_grad()
+        loss.backward()
+        self.amortized.optimizer.step()
+        return float(loss.item())
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """Gradient steps of spec §1.4: critic, actor, amortised sampler, alpha, targets."""
+        self.policy.set_training_mode(True)
+        optimizers = [self.critic.optimizer]
+        if self.actor.optimizer is not None:
+            optimizers.append(self.actor.optimizer)
+        if self.amortized is not None:
+            optimizers.append(self.amortized.optimizer)
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+
+        logs: dict[str, list[float]] = {
+            key: [] for key in ("ent_coef", "actor_loss", "critic_loss", "entropy")
+        }
+        ent_coef_losses, amortized_losses = [], []
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            ent_coef = self._current_ent_coef()
+            self._sync_temperature(ent_coef)
+
+            # Critic: y = r + gamma (1 - d) [mean_j min_k Qbar_k(s', a'_j) - alpha log pi(a'|s')]
+            # with a'_j sampled at s' by SVGD on the online critic, no graph (spec §1.4).
+            with th.no_grad():
+                next_particles, next_log_pi, _ = self.policy.sample(data.next_observations)
+                assert next_log_pi is not None
+                next_energy = self.policy.target_energy(data.next_observations)
+                next_q = next_energy.min_q(th.tanh(next_particles)).mean(dim=1, keepdim=True)
+                next_v = next_q - ent_coef * next_log_pi.mean(dim=1, keepdim=True)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_v
+            current_q = self.critic(data.observations, data.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+            assert isinstance(critic_loss, th.Tensor)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Actor, through all SVGD steps, with the updated (frozen) critic as the energy.
+            actor_loss, log_pi, actions, grad_q = self._actor_step(data.observations, ent_coef)
+            if grad_q is not None:
+                amortized_losses.append(self._amortized_step(data.observations, actions, grad_q))
+
+            # alpha (extension): SAC's loss on the closed-form log pi, target entropy -d.
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                assert isinstance(self.target_entropy, float)
+                ent_coef_loss = -(self.log_ent_coef * (log_pi + self.target_entropy)).mean()
+                self.ent_coef_optimizer.zero_grad()
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+                ent_coef_losses.append(ent_coef_loss.item())
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+            logs["ent_coef"].append(ent_coef.item())
+            logs["actor_loss"].append(actor_loss.item())
+            logs["critic_loss"].append(critic_loss.item())
+            logs["entropy"].append(-log_pi.mean().item())
+
+        self._sync_temperature(self._current_ent_coef())
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+        if ent_coef_losses:
+            self.logger.record("train/ent_coef_loss", float(np.mean(ent_coef_losses)))
+        if amortized_losses:
+            self.logger.record("train/amortized_loss", float(np.mean(amortized_losses)))
+
+    def learn(
+        self: SelfS2AC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "S2AC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfS2AC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # -- saving ---------------------------------------------------------------------------------
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "amortized"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "critic.optimizer"]
+        if self.policy.actor.optimizer is not None:
+            state_dicts.append("actor.optimizer")
+        if self.policy.amortized is not None:
+            state_dicts.append("amortized.optimizer")
+        if self.ent_coef_optimizer is not None:
+            state_dicts.append("ent_coef_optimizer")
+            return state_dicts, ["log_ent_coef"]
+        return state_dicts, ["ent_coef_tensor"]
+
+
+def _positive_number(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,402 @@
+"""SoftGAC: soft generative actor-critic with a stochastic bridge actor (spec §3).
+
+The algorithm is SAC with two substitutions (arXiv 2605.08733; authors' code
+``skypitcher/soft_gac_jax``, ``algorithms/soft_gac.py``):
+
+* the actor is a K-step stochastic bridge in pre-tanh space (:mod:`.bridge`), whose marginal
+  action density is never needed;
+* alpha * C(s, tau), the control energy of the sampled path, replaces alpha * log pi(a|s) in the
+  actor loss and in the critic target, and the temperature is tuned to a control-energy budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch.nn import functional as F
+
+from maxbench.algos.softgac.bridge import PARTICLE_SCHEMES, control_energy
+from maxbench.algos.softgac.policies import CRITIC_TYPES, BridgeActor, MlpPolicy, SoftGACPolicy
+
+__all__ = ["SoftGAC"]
+
+SelfSoftGAC = TypeVar("SelfSoftGAC", bound="SoftGAC")
+
+#: Per-dimension, per-step control-energy budget of ``target_control_energy="auto"`` (spec §3,
+#: authors' ``target_control_energy: {type: auto, per_dim: 0.2}``): C_target = 0.2 K d.
+DEFAULT_ENERGY_PER_STEP_AND_DIM = 0.2
+#: Initial temperature of ``ent_coef="auto"`` (authors' ``alpha.init``).
+DEFAULT_INITIAL_ALPHA = 0.1
+
+
+def _repeat_rows(obs: PyTorchObs, times: int) -> PyTorchObs:
+    """Repeat every observation ``times`` times in place (``repeat_interleave`` on dim 0)."""
+    if times == 1:
+        return obs
+    if isinstance(obs, dict):
+        return {key: value.repeat_interleave(times, dim=0) for key, value in obs.items()}
+    return obs.repeat_interleave(times, dim=0)
+
+
+class SoftGAC(OffPolicyAlgorithm):
+    """Soft Generative Actor-Critic (SoftGAC) as a stable-baselines3 algorithm (spec §3).
+
+    One gradient step (``train``), after the authors' ``_train``:
+
+    1. critic: y = r + gamma (1 - d) [min_k Qbar_k(s', a') - alpha C(s', tau')] with a' = tanh(z'_K)
+       from one bridge path at s' (no gradient), and the SB3 twin-critic MSE loss;
+    2. every ``policy_delay``-th step, actor: E[alpha C(s, tau) - min_k Q_k(s, tanh z_K)] over
+       ``n_particles`` reparameterised paths per state (``"antithetic"``: pairs (z_0, eps) with
+       (-z_0, -eps)); then temperature: loss alpha (C_target - stopgrad(mean C)), gradient step on
+       log alpha, so alpha rises while the mean control energy exceeds its target;
+    3. Polyak update of the target critics (twin critic only).
+
+    ``predict(obs, deterministic=True)`` runs the bridge with every noise set to zero (z_0 = 0,
+    eps_k = 0), which is the authors' deterministic action, not the mean action.
+
+    Args:
+        policy: ``"MlpPolicy"`` or a :class:`SoftGACPolicy` subclass; the bridge's K and H are
+            ``policy_kwargs`` ``n_bridge_steps`` (6) and ``bridge_hidden_size`` (256).
+        env: the environment (continuous actions).
+        learning_rate: actor and critic learning rate (3e-4, the authors').
+        buffer_size, learning_starts, batch_size, tau, gamma, train_freq: as in SB3's SAC;
+            defaults are the authors' schedule (learning starts 5000, batch 256).
+        gradient_steps: gradient steps per rollout; with ``train_freq=1`` this is the
+            update-to-data ratio (UTD; the authors' 2).
+        action_noise, replay_buffer_class, replay_buffer_kwargs, optimize_memory_usage, n_steps:
+            as in SB3's SAC.
+        ent_coef: the temperature alpha: ``"auto"`` (learned, starting at 0.1), ``"auto_<x>"``
+            (learned, starting at x), or a number (constant alpha; ``0.0`` is the alpha = 0
+            ablation, no regulariser).
+        ent_coef_lr: Adam learning rate of log alpha (1e-3, the authors'; not scheduled).
+        target_control_energy: C_target for ``ent_coef="auto"``: ``"auto"`` (0.2 K d),
+            ``"auto_<x>"`` (x K d) or a number.
+        policy_delay: one actor and temperature update every ``policy_delay`` critic updates (2).
+        n_particles: bridge paths per state in the actor loss (1).
+        particle_scheme: ``"random"`` (independent paths) or ``"antithetic"``.
+        critic_type: ``"twin"`` (SB3 twin critics, Polyak targets) or ``"crossq"`` (sb3-contrib's
+            CrossQ critic: BatchRenorm, no target network, joint forward pass of (s, a) and
+            (s', a')); passed on to the policy.
+        target_update_interval: Polyak-update the target critics every this many gradient steps.
+        stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device,
+            _init_setup_model: as in SB3.
+
+    Deviations from the authors' code (also in README's deviations table):
+
+    * Critic: SB3-style twin MLP critics (2x256, ReLU) with Polyak targets (tau 0.005) by default,
+      or sb3-contrib's CrossQ critic with ``critic_type="crossq"``; the authors use a CrossQ
+      critic (2x2048, BatchRenorm) with twin C51 distributional heads (101 atoms, v in [-200,
+      200], an entropy bonus on the atom distribution). A C51 head needs a value range per task;
+      the point here is the actor, compared with SAC on the same critic.
+    * Target actor: the authors keep a target actor with ``actor_tau = 1.0``, i.e. a copy of the
+      actor refreshed after every actor update, which is the current actor when the critic uses
+      it; maxbench samples s' paths from the current actor directly.
+    * Replay: SB3's uniform replay buffer; the authors mix 20% of each batch from the 4096 most
+      recent transitions (``mix_recent``), and slice one big batch into the UTD steps.
+    * Hidden size: H = 256 by default (spec §3 for MuJoCo/Box2D); the authors' config file uses 512.
+    * Base law: only the authors' default, the logistic z_0 = atanh(U) (their config also
+      offers a standard normal z_0).
+    * Optimizers: Adam (lr 3e-4) for actor and critic as in SB3, the fused kernel by default; the
+      authors' critic Adam has beta1 = 0.5 (CrossQ's), which maxbench uses with
+      ``critic_type="crossq"`` (for actor and critic, as sb3-contrib's CrossQ does).
+
+    Not a deviation, but unlike SB3's SAC: the order inside a gradient step is the authors'
+    (critic, then actor, then alpha, all with the alpha read at the start of the step); SAC
+    updates alpha first.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: SoftGACPolicy
+    actor: BridgeActor
+
+    def __init__(
+        self,
+        policy: str | type[SoftGACPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 5000,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 2,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        ent_coef_lr: float = 1e-3,
+        target_control_energy: str | float = "auto",
+        policy_delay: int = 2,
+        n_particles: int = 1,
+        particle_scheme: str = "random",
+        critic_type: str = "twin",
+        target_update_interval: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        if critic_type not in CRITIC_TYPES:
+            raise ValueError(f"unknown critic_type '{critic_type}'; use one of {CRITIC_TYPES}")
+        if particle_scheme not in PARTICLE_SCHEMES:
+            raise ValueError(
+                f"unknown particle_scheme '{particle_scheme}'; use one of {PARTICLE_SCHEMES}"
+            )
+        if n_particles < 1 or policy_delay < 1:
+            raise ValueError("n_particles and policy_delay must be >= 1")
+        given = self.policy_kwargs.get("critic_type", critic_type)
+        if given != critic_type:
+            raise ValueError(
+                f"critic_type '{critic_type}' and policy_kwargs critic_type '{given}' disagree"
+            )
+        # A copy: SB3 keeps the caller's dict, which must not change under them.
+        self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}
+        self.critic_type = critic_type
+        self.ent_coef = ent_coef
+        self.ent_coef_lr = ent_coef_lr
+        self.target_control_energy = target_control_energy
+        self.policy_delay = policy_delay
+        self.n_particles = n_particles
+        self.particle_scheme = particle_scheme
+        self.target_update_interval = target_update_interval
+        self.log_ent_coef: torch.Tensor | None = None
+        self.ent_coef_optimizer: torch.optim.Adam | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+        self.control_energy_target = self._resolve_energy_target()
+        if self.critic_target is not None:
+            self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+            self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        if isinstance(self.ent_coef, str):
+            if not self.ent_coef.startswith("auto"):
+                raise ValueError(
+                    f"ent_coef must be 'auto', 'auto_<x>' or a number (got {self.ent_coef})"
+                )
+            initial = DEFAULT_INITIAL_ALPHA
+            if "_" in self.ent_coef:
+                initial = float(self.ent_coef.split("_", 1)[1])
+            if initial <= 0.0:
+                raise ValueError("the initial value of a learned ent_coef must be > 0")
+            self.log_ent_coef = torch.log(
+                torch.full((1,), initial, device=self.device)
+            ).requires_grad_(True)
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr)
+        else:
+            if float(self.ent_coef) < 0.0:
+                raise ValueError(f"a constant ent_coef must be >= 0 (got {self.ent_coef})")
+            self.ent_coef_tensor = torch.tensor(float(self.ent_coef), device=self.device)
+
+    def _resolve_energy_target(self) -> float:
+        """C_target: ``"auto"`` = 0.2 K d, ``"auto_<x>"`` = x K d, or the number given."""
+        steps_times_dims = self.actor.n_bridge_steps * int(np.prod(self.action_space.shape))
+        value = self.target_control_energy
+        if isinstance(value, str):
+            if not value.startswith("auto"):
+                raise ValueError(
+                    f"target_control_energy must be 'auto', 'auto_<x>' or a number ({value})"
+                )
+            per_step_and_dim = DEFAULT_ENERGY_PER_STEP_AND_DIM
+            if "_" in value:
+                per_step_and_dim = float(value.split("_", 1)[1])
+            return per_step_and_dim * steps_times_dims
+        return float(value)
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+
+    # -- one gradient step's pieces --------------------------------------------------------------
+    def current_alpha(self) -> torch.Tensor:
+        """The temperature alpha, detached (a scalar tensor)."""
+        if self.log_ent_coef is not None:
+            return torch.exp(self.log_ent_coef.detach()).squeeze()
+        return self.ent_coef_tensor
+
+    def _critic_loss(self, replay_data: Any, alpha: torch.Tensor) -> torch.Tensor:
+        """Twin-critic MSE to r + gamma (1 - d)(min Qbar(s', a') - alpha C(s', tau')) (spec §3)."""
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        with torch.no_grad():
+            next_path = self.actor.sample_path(replay_data.next_observations)
+            next_actions = torch.tanh(next_path.final_latent)
+            next_energy = control_energy(next_path).reshape(-1, 1)
+        if self.critic_target is not None:
+            with torch.no_grad():
+                next_q = torch.cat(
+                    self.critic_target(replay_data.next_observations, next_actions), dim=1
+                )
+            current_q = self.critic(replay_data.observations, replay_data.actions)
+        else:
+            # CrossQ (sb3-contrib's crossq.py): one forward pass over (s, a) and (s', a') in
+            # train mode, so that BatchRenorm sees the mixture of both; no target network.
+            batch = replay_data.actions.shape[0]
+            all_obs = _concat_obs(replay_data.observations, replay_data.next_observations)
+            all_actions = torch.cat([replay_data.actions, next_actions], dim=0)
+            self.critic.set_bn_training_mode(True)
+            all_q = torch.cat(self.critic(all_obs, all_actions), dim=1)
+            self.critic.set_bn_training_mode(False)
+            current_all, next_q = torch.split(all_q, batch, dim=0)
+            current_q = tuple(current_all.T[..., None])
+            next_q = next_q.detach()
+        with torch.no_grad():
+            next_soft_q = torch.min(next_q, dim=1, keepdim=True).values - alpha * next_energy
+            target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_q
+        return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+
+    def _actor_loss(
+        self, observations: PyTorchObs, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[alpha C(s, tau) - min_k Q_k(s, a)] over the paths, and the mean C (spec §3)."""
+        path = self.actor.sample_path(observations, self.n_particles, self.particle_scheme)
+        actions = torch.tanh(path.final_latent)
+        energy = control_energy(path)
+        if self.critic_type == "crossq":
+            self.critic.set_bn_training_mode(False)
+        q_values = torch.cat(self.critic(_repeat_rows(observations, self.n_particles), actions), 1)
+        min_q = torch.min(q_values, dim=1).values
+        return (alpha * energy - min_q).mean(), energy.mean()
+
+    def temperature_loss(self, mean_energy: torch.Tensor) -> torch.Tensor | None:
+        """alpha (C_target - stopgrad(mean C)) with alpha = exp(log alpha) (spec §3).
+
+        Its gradient in log alpha is alpha (C_target - mean C): a descent step raises alpha when
+        the mean control energy exceeds the target and lowers it otherwise. ``None`` when alpha
+        is constant.
+        """
+        if self.log_ent_coef is None:
+            return None
+        alpha = torch.exp(self.log_ent_coef)
+        return (alpha * (self.control_energy_target - mean_energy.detach())).mean()
+
+    # -- the training loop ----------------------------------------------------------------------
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """``gradient_steps`` SoftGAC updates (see the class docstring)."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+
+        alphas, critic_losses, actor_losses, energies, alpha_losses = [], [], [], [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            alpha = self.current_alpha()
+            alphas.append(alpha.item())
+
+            critic_loss = self._critic_loss(replay_data, alpha)
+            critic_losses.append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            if self._n_updates % self.policy_delay == 0:
+                actor_loss, mean_energy = self._actor_loss(replay_data.observations, alpha)
+                actor_losses.append(actor_loss.item())
+                energies.append(mean_energy.item())
+                self.actor.optimizer.zero_grad()
+                # Gradients into the actor only: the critic's weight gradients are not needed.
+                actor_loss.backward(inputs=list(self.actor.parameters()))
+                self.actor.optimizer.step()
+
+                alpha_loss = self.temperature_loss(mean_energy)
+                if alpha_loss is not None and self.ent_coef_optimizer is not None:
+                    alpha_losses.append(alpha_loss.item())
+                    self.ent_coef_optimizer.zero_grad()
+                    alpha_loss.backward()
+                    self.ent_coef_optimizer.step()
+
+            if self.critic_target is not None and (
+                self._n_updates % self.target_update_interval == 0
+            ):
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(alphas))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        self.logger.record("train/target_control_energy", self.control_energy_target)
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+            self.logger.record("train/control_energy", np.mean(energies))
+        if alpha_losses:
+            self.logger.record("train/ent_coef_loss", np.mean(alpha_losses))
+
+    def learn(
+        self: SelfSoftGAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SoftGAC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSoftGAC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # -- saving ---------------------------------------------------------------------------------
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        if self.ent_coef_optimizer is not None:
+            state_dicts.append("ent_coef_optimizer")
+            return state_dicts, ["log_ent_coef"]
+        return state_dicts, ["ent_coef_tensor"]
+
+
+def _concat_obs(first: PyTorchObs, second: PyTorchObs) -> PyTorchObs:
+    """Stack two observation batches along dim 0 (tensors or dicts of tensors)."""
+    if isinstance(first, dict):
+        return {key: torch.cat([first[key], second[key]], dim=0) for key in first}
+    return torch.cat([first, second], dim=0)

@@ -1,0 +1,31 @@
+"""Soft Q-Learning (Haarnoja et al. 2017), a baseline of the S2AC paper (spec §4)."""
+
+from maxbench.algos.sql.policies import (
+    ACTION_SELECTIONS,
+    SamplerActor,
+    SQLCnnPolicy,
+    SQLMultiInputPolicy,
+    SQLPolicy,
+    min_q_over_particles,
+    repeat_observations,
+)
+from maxbench.algos.sql.sql import (
+    SQL,
+    amortized_svgd_loss,
+    importance_sampled_soft_value,
+    uniform_box_actions,
+)
+
+__all__ = [
+    "ACTION_SELECTIONS",
+    "SQL",
+    "SQLCnnPolicy",
+    "SQLMultiInputPolicy",
+    "SQLPolicy",
+    "SamplerActor",
+    "amortized_svgd_loss",
+    "importance_sampled_soft_value",
+    "min_q_over_particles",
+    "repeat_observations",
+    "uniform_box_actions",
+]

@@ -1,0 +1,383 @@
+"""SoftGAC (spec §3): bridge, control energy, temperature rule, losses and SB3's contract.
+
+The mathematics is checked against independent computations: per-step Gaussian KLs from
+``torch.distributions``, the bridge's exact 1-D marginal law propagated on a grid (for the entropy
+bound), and the losses recomputed by hand from the same random draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sb3_contrib.common.torch_layers import BatchRenorm1d
+from sb3_contrib.crossq.policies import CrossQCritic
+from stable_baselines3.common.policies import ContinuousCritic
+from torch.distributions import Normal, kl_divergence
+
+from maxbench.algos.softgac import (
+    SIGMA_SQ_EPS,
+    BridgeNetwork,
+    SoftGAC,
+    control_energy,
+    per_step_control_energy,
+    reference_transition,
+    sample_bridge_noise,
+)
+from maxbench.algos.svgd import tanh_log_det_jacobian
+
+from sb3_contract import SB3Contract
+
+TINY_POLICY = {"net_arch": [16], "n_bridge_steps": 3, "bridge_hidden_size": 16}
+TINY = {
+    "learning_starts": 16,
+    "batch_size": 16,
+    "gradient_steps": 1,
+    "policy_delay": 1,
+    "policy_kwargs": TINY_POLICY,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One torch thread, as maxbench's workers run (DESIGN.md): on a busy 2-core machine two
+    OpenMP threads make each small LayerNorm thousands of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(**overrides: Any) -> SoftGAC:
+    return SoftGAC("MlpPolicy", "Pendulum-v1", seed=0, **{**TINY, **overrides})
+
+
+def filled_model(steps: int = 40, **overrides: Any) -> SoftGAC:
+    """A tiny model whose replay buffer holds ``steps`` transitions (and a few updates done)."""
+    model = tiny_model(**overrides)
+    model.learn(steps)
+    return model
+
+
+def randomised_bridge(
+    features_dim: int, action_dim: int, n_steps: int, hidden: int, seed: int
+) -> BridgeNetwork:
+    """A float64 bridge whose scale heads are perturbed, so that sigma_k varies with (s, z).
+
+    sigma_k stays within about [0.75, 1.33]: there the 1e-6 that the control energy adds to sigma^2
+    changes each (k, d) term by less than 4e-7 (by 1e-6 (1 - 1/sigma^2) / 2).
+    """
+    torch.manual_seed(seed)
+    net = BridgeNetwork(features_dim, action_dim, n_steps, hidden).double()
+    with torch.no_grad():
+        for step in net.steps:
+            step.scale_weight.normal_(0.0, 0.02)
+            step.scale_bias += 0.1 * torch.randn(action_dim, dtype=torch.float64)
+    return net
+
+
+# -- the control energy --------------------------------------------------------------------------
+def test_path_follows_the_bridge_recursion() -> None:
+    net = randomised_bridge(4, 3, 5, 8, seed=1)
+    features = torch.randn(7, 4, dtype=torch.float64)
+    base, noise = sample_bridge_noise(7, 5, 3, dtype=torch.float64)
+    path = net.path(features, base, noise)
+    h = 1 / 5
+    torch.testing.assert_close(path.latents[:, 0], base)
+    for k, step in enumerate(net.steps):
+        drift, sigma = step(features, path.latents[:, k])
+        torch.testing.assert_close(path.drifts[:, k], drift)
+        torch.testing.assert_close(path.sigmas[:, k], sigma)
+        expected = path.latents[:, k] + h * drift + math.sqrt(2 * h) * sigma * noise[:, k]
+        torch.testing.assert_close(path.latents[:, k + 1], expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_control_energy_is_the_sum_of_per_step_kls(dtype: torch.dtype) -> None:
+    net = randomised_bridge(4, 3, 6, 16, seed=2).to(dtype)
+    features = torch.randn(64, 4, dtype=dtype)
+    base, noise = sample_bridge_noise(64, 6, 3, dtype=dtype)
+    with torch.no_grad():
+        path = net.path(features, base, noise)
+    assert path.sigmas.std() > 0.02  # the scales really vary, within the documented range
+    assert float(path.sigmas.min()) > 0.75 and float(path.sigmas.max()) < 1.33
+    h = 1 / 6
+    per_step = []
+    for k in range(6):
+        z = path.latents[:, k]
+        actor = Normal(z + h * path.drifts[:, k], math.sqrt(2 * h) * path.sigmas[:, k])
+        reference = Normal(z - 2 * h * torch.tanh(z), math.sqrt(2 * h))
+        per_step.append(kl_divergence(actor, reference).sum(-1))
+    expected = torch.stack(per_step, dim=1)
+    torch.testing.assert_close(per_step_control_energy(path), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(control_energy(path), expected.sum(1), atol=1e-5, rtol=0)
+    # Exactly (float64): each term is the KL for the actor variance 2h (sigma^2 + 1e-6).
+    if dtype == torch.float64:
+        regularised = [
+            kl_divergence(
+                Normal(
+                    path.latents[:, k] + h * path.drifts[:, k],
+                    torch.sqrt(2 * h * (path.sigmas[:, k] ** 2 + SIGMA_SQ_EPS)),
+                ),
+                Normal(*reference_transition(path.latents[:, k], h)),
+            ).sum(-1)
+            for k in range(6)
+        ]
+        torch.testing.assert_close(
+            control_energy(path), torch.stack(regularised, 1).sum(1), atol=1e-12, rtol=0
+        )
+    ref_mean, ref_std = reference_transition(path.latents[:, 0], h)
+    torch.testing.assert_close(
+        ref_mean, path.latents[:, 0] - 2 * h * torch.tanh(path.latents[:, 0])
+    )
+    assert ref_std == pytest.approx(math.sqrt(2 * h))
+
+
+# -- the entropy bound, on the exact 1-D marginal -------------------------------------------------
+GRID = torch.linspace(-14.0, 14.0, 1401, dtype=torch.float64)
+DZ = float(GRID[1] - GRID[0])
+
+
+def _propagate(drift_and_sigma, n_steps: int) -> list[torch.Tensor]:
+    """Densities of z_0..z_K on GRID: p_{k+1}(z') = int p_k(z) N(z'; z + h f, 2h sigma^2) dz."""
+    h = 1 / n_steps
+    density = 0.5 / torch.cosh(GRID) ** 2  # the logistic base law of z_0 = atanh(U)
+    densities = [density]
+    for k in range(n_steps):
+        drift, sigma = drift_and_sigma(k)
+        transition = Normal((GRID + h * drift)[:, None], (math.sqrt(2 * h) * sigma)[:, None])
+        density = (density[:, None] * transition.log_prob(GRID[None, :]).exp()).sum(0) * DZ
+        densities.append(density)
+    return densities
+
+
+def _action_entropy(density: torch.Tensor) -> float:
+    """H(pi) of a = tanh(z): H(z) + E[log(1 - tanh^2 z)]."""
+    entropy_z = -(density * density.clamp_min(1e-300).log()).sum() * DZ
+    return float(entropy_z + (density * tanh_log_det_jacobian(GRID[:, None])).sum() * DZ)
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
+    return float((p * (p.clamp_min(1e-300).log() - q.clamp_min(1e-300).log())).sum() * DZ)
+
+
+def _reference(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return -2.0 * torch.tanh(GRID), torch.ones_like(GRID)
+
+
+@pytest.mark.parametrize("drift_scale", [1.0, 5.0])
+def test_expected_control_energy_bounds_negative_entropy_in_1d(drift_scale: float) -> None:
+    n_steps = 6
+    net = randomised_bridge(2, 1, n_steps, 16, seed=3)
+    with torch.no_grad():
+        for step in net.steps:
+            step.drift_weight *= drift_scale
+    state = torch.tensor([[0.4, -1.2]], dtype=torch.float64)
+    features = state.expand(GRID.shape[0], 2)
+
+    def actor(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            drift, sigma = net.steps[k](features, GRID[:, None])
+        return drift[:, 0], sigma[:, 0]
+
+    densities = _propagate(actor, n_steps)
+    assert float(densities[-1].sum() * DZ) == pytest.approx(1.0, abs=1e-6)
+    # E[C] on the grid: sum_k E_{p_k}[KL_k], each KL from torch.distributions.
+    expected_energy = 0.0
+    h = 1 / n_steps
+    for k in range(n_steps):
+        drift, sigma = actor(k)
+        step_kl = kl_divergence(
+            Normal(GRID + h * drift, math.sqrt(2 * h) * sigma),
+            Normal(GRID - 2 * h * torch.tanh(GRID), math.sqrt(2 * h)),
+        )
+        expected_energy += float((densities[k] * step_kl).sum() * DZ)
+    # ... agrees with the Monte Carlo mean of C over sampled paths,
+    torch.manual_seed(4)
+    with torch.no_grad():
+        base, noise = sample_bridge_noise(20_000, n_steps, 1, dtype=torch.float64)
+        energies = control_energy(net.path(state.expand(20_000, 2), base, noise))
+    standard_error = float(energies.std()) / math.sqrt(energies.numel())
+    assert float(energies.mean()) == pytest.approx(expected_energy, abs=4 * standard_error)
+    # ... and bounds both the KL of the marginals (exact) and -H(pi) + log|A| (|A| = 2).
+    reference_density = _propagate(_reference, n_steps)[-1]
+    assert expected_energy >= _kl(densities[-1], reference_density) > 0.0
+    negative_entropy_bound = math.log(2.0) - _action_entropy(densities[-1])
+    assert negative_entropy_bound > 0.0
+    assert expected_energy >= negative_entropy_bound
+
+
+def test_euler_reference_is_nearly_but_not_exactly_uniform() -> None:
+    """The K-step Euler reference leaves sech^2/2 only approximately stationary: the measured gap
+    KL(r_K || uniform) bounds how far -H(pi) + log|A| can exceed E[C] (C = 0 for the reference)."""
+    reference_density = _propagate(_reference, 6)[-1]
+    gap = math.log(2.0) - _action_entropy(reference_density)
+    assert 0.0 < gap < 0.01  # 0.0045 nats for K = 6
+    assert math.log(2.0) - _action_entropy(_propagate(_reference, 24)[-1]) < gap
+
+
+# -- the actor at initialisation, determinism, gradients -----------------------------------------
+def test_sigma_is_one_at_initialisation_for_every_step() -> None:
+    model = tiny_model(policy_kwargs={**TINY_POLICY, "n_bridge_steps": 4})
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(32)]))
+    with torch.no_grad():
+        path = model.actor.sample_path(obs)
+    assert path.sigmas.shape == (32, 4, 1)
+    torch.testing.assert_close(path.sigmas, torch.ones_like(path.sigmas), atol=1e-7, rtol=0)
+
+
+def test_zero_noise_gives_the_deterministic_prediction() -> None:
+    model = filled_model()
+    obs = np.stack([model.observation_space.sample() for _ in range(5)])
+    predicted, _ = model.predict(obs, deterministic=True)
+    again, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(predicted, again)
+    with torch.no_grad():
+        zeros = torch.zeros(5, model.actor.n_bridge_steps, 1)
+        path = model.actor.path_from_noise(torch.as_tensor(obs), zeros[:, 0], zeros)
+    action = model.policy.unscale_action(torch.tanh(path.final_latent).numpy())
+    np.testing.assert_allclose(predicted, action, rtol=0, atol=1e-6)
+    sampled, _ = model.predict(obs, deterministic=False)
+    assert not np.allclose(sampled, predicted)
+
+
+def test_actor_loss_gradients_reach_every_step() -> None:
+    model = filled_model(policy_kwargs={**TINY_POLICY, "n_bridge_steps": 4})
+    obs = model.replay_buffer.sample(16).observations
+    loss, _ = model._actor_loss(obs, torch.tensor(0.1))
+    model.actor.optimizer.zero_grad()
+    loss.backward(inputs=list(model.actor.parameters()))
+    for k, step in enumerate(model.actor.bridge.steps):
+        for name, param in step.named_parameters():
+            assert param.grad is not None and torch.isfinite(param.grad).all(), (k, name)
+            assert param.grad.abs().sum() > 0, f"no gradient reaches step {k}'s {name}"
+
+
+# -- the losses, recomputed by hand from the same random draws ------------------------------------
+def test_critic_target_uses_alpha_times_control_energy() -> None:
+    model = filled_model()
+    data = model.replay_buffer.sample(16)
+    alpha = torch.tensor(0.37)
+    torch.manual_seed(11)
+    loss = model._critic_loss(data, alpha)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        path = model.actor.sample_path(data.next_observations)
+        next_q = torch.cat(
+            model.critic_target(data.next_observations, torch.tanh(path.final_latent)), 1
+        )
+        soft = next_q.min(1, keepdim=True).values - alpha * control_energy(path)[:, None]
+        target = data.rewards + (1 - data.dones) * model.gamma * soft
+        q1, q2 = model.critic(data.observations, data.actions)
+        expected = 0.5 * (((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean())
+    torch.testing.assert_close(loss.detach(), expected)
+
+
+@pytest.mark.parametrize("scheme", ["random", "antithetic"])
+def test_actor_loss_is_alpha_c_minus_min_q_over_particles(scheme: str) -> None:
+    model = filled_model(n_particles=4, particle_scheme=scheme)
+    obs = model.replay_buffer.sample(8).observations
+    alpha = torch.tensor(0.25)
+    torch.manual_seed(5)
+    loss, mean_energy = model._actor_loss(obs, alpha)
+    torch.manual_seed(5)
+    base, noise = sample_bridge_noise(8, 3, 1, n_particles=4, scheme=scheme)
+    repeated = obs.repeat_interleave(4, dim=0)
+    with torch.no_grad():
+        path = model.actor.path_from_noise(repeated, base, noise)
+        q = torch.cat(model.critic(repeated, torch.tanh(path.final_latent)), 1).min(1).values
+        energy = control_energy(path)
+    torch.testing.assert_close(loss.detach(), (alpha * energy - q).mean())
+    torch.testing.assert_close(mean_energy.detach(), energy.mean())
+
+
+def test_antithetic_noise_pairs_are_negations_grouped_by_state() -> None:
+    base, noise = sample_bridge_noise(3, 2, 2, n_particles=5, scheme="antithetic")
+    base, noise = base.reshape(3, 5, 2), noise.reshape(3, 5, 2, 2)
+    torch.testing.assert_close(base[:, 2:4], -base[:, 0:2])
+    torch.testing.assert_close(noise[:, 2:4], -noise[:, 0:2])
+    assert not torch.allclose(base[:, 4], -base[:, 0])  # the odd one out is independent
+    with pytest.raises(ValueError, match="particle scheme"):
+        sample_bridge_noise(3, 2, 2, scheme="sobol")
+
+
+# -- the temperature -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("offset", "rises"), [(+0.5, True), (-0.5, False)])
+def test_temperature_step_follows_the_energy_budget(offset: float, rises: bool) -> None:
+    model = tiny_model()
+    before = float(model.current_alpha())
+    mean_energy = torch.tensor(model.control_energy_target + offset)
+    loss = model.temperature_loss(mean_energy)
+    model.ent_coef_optimizer.zero_grad()
+    loss.backward()
+    # d loss / d log alpha = alpha (C_target - mean C)
+    assert float(model.log_ent_coef.grad) == pytest.approx(-before * offset, rel=1e-5)
+    model.ent_coef_optimizer.step()
+    assert (float(model.current_alpha()) > before) is rises
+
+
+@pytest.mark.parametrize(("target", "rises"), [(1e-9, True), (1e6, False)])
+def test_training_moves_alpha_towards_the_energy_budget(target: float, rises: bool) -> None:
+    model = filled_model(target_control_energy=target)
+    before = float(model.current_alpha())
+    model.train(gradient_steps=5, batch_size=16)
+    assert (float(model.current_alpha()) > before) is rises
+
+
+def test_energy_target_and_temperature_options() -> None:
+    assert tiny_model().control_energy_target == pytest.approx(0.2 * 3 * 1)
+    assert tiny_model(target_control_energy="auto_0.5").control_energy_target == pytest.approx(1.5)
+    assert tiny_model(target_control_energy=2.5).control_energy_target == 2.5
+    assert float(tiny_model().current_alpha()) == pytest.approx(0.1)
+    assert float(tiny_model(ent_coef="auto_0.3").current_alpha()) == pytest.approx(0.3)
+    ablation = filled_model(ent_coef=0.0)
+    assert ablation.ent_coef_optimizer is None and float(ablation.current_alpha()) == 0.0
+    for bad in ({"ent_coef": "learn"}, {"critic_type": "c51"}, {"particle_scheme": "sobol"}):
+        with pytest.raises(ValueError):
+            tiny_model(**bad)
+
+
+def test_policy_delay_updates_the_actor_every_other_step() -> None:
+    model = filled_model(steps=20, policy_delay=2, learning_starts=16)
+    actor_param, critic_param = next(model.actor.parameters()), next(model.critic.parameters())
+
+    def optimizer_steps() -> tuple[int, int]:
+        actor_state = model.actor.optimizer.state[actor_param]
+        critic_state = model.critic.optimizer.state[critic_param]
+        return int(actor_state.get("step", 0)), int(critic_state.get("step", 0))
+
+    actor_before, critic_before = optimizer_steps()
+    model.train(gradient_steps=6, batch_size=16)
+    actor_after, critic_after = optimizer_steps()
+    assert (actor_after - actor_before, critic_after - critic_before) == (3, 6)
+
+
+# -- the CrossQ critic option ----------------------------------------------------------------------
+def test_crossq_critic_option(tmp_path) -> None:
+    model = filled_model(critic_type="crossq")
+    assert model.critic_target is None and isinstance(model.critic, CrossQCritic)
+    assert any(isinstance(module, BatchRenorm1d) for module in model.critic.modules())
+    assert isinstance(tiny_model().critic, ContinuousCritic)
+    obs = np.stack([model.observation_space.sample() for _ in range(4)])
+    before, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "crossq.zip")
+    loaded = SoftGAC.load(tmp_path / "crossq.zip", device="cpu")
+    assert loaded.critic_type == "crossq" and loaded.critic_target is None
+    np.testing.assert_array_equal(before, loaded.predict(obs, deterministic=True)[0])
+
+
+# -- the SB3 contract ------------------------------------------------------------------------------
+class TestSoftGACContract(SB3Contract):
+    algorithm = SoftGAC
+    hyperparams = TINY
+    learn_steps = 32
+    logger_keys = (
+        "train/actor_loss",
+        "train/critic_loss",
+        "train/ent_coef",
+        "train/ent_coef_loss",
+        "train/control_energy",
+    )
