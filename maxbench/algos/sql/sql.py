@@ -254,7 +254,8 @@ class SQL(OffPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        self.policy_kwargs.setdefault("selection_temperature", self.ent_coef)
+        # A new dict: the caller's policy_kwargs stay untouched.
+        self.policy_kwargs = {"selection_temperature": self.ent_coef, **self.policy_kwargs}
         super()._setup_model()
         self._create_aliases()
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
