@@ -408,6 +408,23 @@ def test_forward_step_moves_the_actor_to_the_projected_gaussian() -> None:
     assert not model.actor.optimizer.state
 
 
+def test_forward_step_learns_at_forward_lr_factor_times_the_learning_rate() -> None:
+    model = BSAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        seed=0,
+        learning_rate=lambda progress: 1e-3 * progress,
+        forward_lr_factor=0.25,
+        **TINY,
+    )
+    model.learn(TINY["learning_starts"] + 8)
+    progress = model._current_progress_remaining
+    for optimizer in (model.actor.optimizer, model.critic.optimizer, model.vdn.optimizer):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * progress)
+    forward_lr = model.actor.forward_optimizer.param_groups[0]["lr"]
+    assert forward_lr == pytest.approx(0.25e-3 * progress)
+
+
 def test_forward_only_ablation_never_takes_the_reverse_step() -> None:
     model = BSAC("MlpPolicy", "Pendulum-v1", seed=0, reverse_step=False, **TINY)
     before = {k: v.clone() for k, v in model.actor.state_dict().items()}
@@ -423,7 +440,7 @@ def test_forward_freq_runs_the_forward_step_every_nth_gradient_step() -> None:
     calls: list[int] = []
     original = model._forward_step
 
-    def counting(obs: torch.Tensor, coefficients: torch.Tensor) -> tuple[float, float]:
+    def counting(obs: torch.Tensor, coefficients: torch.Tensor) -> tuple[float, float, float]:
         calls.append(1)
         return original(obs, coefficients)
 
@@ -441,7 +458,12 @@ def test_forward_freq_runs_the_forward_step_every_nth_gradient_step() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"forward_steps": -1}, {"forward_steps": 0, "reverse_step": False}, {"forward_freq": 0}],
+    [
+        {"forward_steps": -1},
+        {"forward_steps": 0, "reverse_step": False},
+        {"forward_freq": 0},
+        {"forward_lr_factor": 0.0},
+    ],
 )
 def test_invalid_options_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):

@@ -122,7 +122,9 @@ def test_concurrent_invocations_never_train_a_cell_twice(
     outputs = [first.communicate(timeout=600)[0], second.communicate(timeout=600)[0]]
     assert first.returncode in (0, 1) and second.returncode in (0, 1), outputs
     assert "Traceback" not in "".join(outputs)
-    assert "being trained by another maxbench process" in outputs[1]
+    # The two collide on at least one cell: one of them says it left that cell to the other
+    # (at planning, or when the cell's turn came: which one depends on timing).
+    assert "being trained by another maxbench process" in "".join(outputs)
     for seed in range(4):
         cell = out / f"rel/sac/Pendulum-v1/seed_{seed}"
         run = json.loads((cell / "run.json").read_text())

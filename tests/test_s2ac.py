@@ -130,6 +130,22 @@ def test_autograd_energy_path_matches_analytic():
     assert not g2.requires_grad
 
 
+def test_predict_on_the_autograd_path_equals_the_analytic_path():
+    """Acting takes the fast inference-mode path only when the gradient is analytic; a critic
+    the analytic path cannot differentiate (GELU) still acts, through autograd."""
+    obs = np.array([[0.3, -0.8, 0.5], [1.0, 0.0, -2.0]], dtype=np.float32)
+    actions = []
+    for analytic in (True, False):
+        model = S2AC(
+            "MlpPolicy", "Pendulum-v1", seed=3, policy_kwargs={"analytic_energy": analytic}
+        )
+        actions.append(model.predict(obs, deterministic=True)[0])
+    np.testing.assert_allclose(actions[0], actions[1], atol=1e-5)
+    gelu = S2AC("MlpPolicy", "Pendulum-v1", seed=3, policy_kwargs={"activation_fn": nn.GELU})
+    assert gelu.policy._analytic_critic is None
+    assert gelu.predict(obs, deterministic=True)[0].shape == (2, 1)
+
+
 def test_layout_refuses_unknown_activations():
     assert AnalyticCritic.of(_critic(nn.GELU)) is None
 

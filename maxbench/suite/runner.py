@@ -106,6 +106,7 @@ def run_suite(
         except KeyboardInterrupt:
             interrupted = True
     console.print(summary_table(planned, out, title=f"{name}: final evaluation returns"))
+    _say_what_others_took(statuses, console)
     from maxbench.results.layout import read_status
 
     all_finished = all(read_status(p.cell.folder(out)) == FINISHED for p in planned)
@@ -141,6 +142,19 @@ def _say_what_others_hold(planned: list[PlannedCell], out: Path, console: Consol
         console.print(
             f"[yellow]{len(busy)} cells are being trained by another maxbench process "
             f"(pid {', '.join(holders)}); they are left to it[/]: {keys}"
+        )
+
+
+def _say_what_others_took(statuses: dict[str, str], console: Console) -> None:
+    """Name the cells that another maxbench process started between planning and their turn."""
+    from maxbench.suite.local import BUSY
+
+    taken = sorted(key for key, status in statuses.items() if status == BUSY)
+    if taken:
+        keys = ", ".join(taken[:5]) + (" ..." if len(taken) > 5 else "")
+        console.print(
+            f"[yellow]{len(taken)} cells were being trained by another maxbench process "
+            f"when their turn came; they were left to it[/]: {keys}"
         )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import polyak_update, update_learning_rate
 from stable_baselines3.sac import SAC
 from stable_baselines3.sac.policies import LOG_STD_MIN
 from torch.nn import functional as F
@@ -88,9 +88,17 @@ class BSAC(SAC):
     * Cost: one VDN-a trunk pass with its backward, one actor pass with its backward per
       forward step, two extra Adam steps and the O(B·d·G) quadrature; measured at 1.4× SAC's
       CPU time per env step on HalfCheetah-v5 (``benchmarks/bsac_speed.py``).
-    * The forward step has its own Adam optimiser over the actor's parameters, at the same
-      learning rate, so that Adam's moment estimates of the reverse step see only SAC's
-      gradients.
+    * The forward step has its own Adam optimiser over the actor's parameters, so that Adam's
+      moment estimates of the reverse step see only SAC's gradients (sharing SAC's optimiser
+      blew the actor's std up to SB3's cap within 200 steps of a saved Pendulum run).
+    * The forward step's learning rate is ``forward_lr_factor`` (default 0.1) times SAC's. The
+      forward KL is stiff where the actor is narrow (its gradient grows like Δμ²/σθ²): on
+      Pendulum-v1 its gradient norm was 50–300 against 8–40 for SAC's step, and a few states
+      with large Δμ/σθ dominated it. At SAC's learning rate, Adam steps on such a spike widened
+      the actor's std from 0.6 to 2.5 in one step of a saved run; α then grew without bound and
+      the run collapsed (return −1 200 after −550; one seed of two). Clipping the gradient norm
+      to 1 made it worse (the actor's std collapsed to 0.001–0.01 within 5 000 steps, on both
+      seeds); a 10× smaller learning rate kept the same saved run stable.
     * α of the Boltzmann target is the current entropy coefficient.
     * The projected variance is floored at exp(2 · LOG_STD_MIN) (SB3's bound on the actor's
       log-std) so that its logarithm stays finite when q_i sits on one node.
@@ -105,6 +113,8 @@ class BSAC(SAC):
     :param forward_freq: run the forward step every this many gradient steps
     :param grid_size: quadrature grid size G
     :param grid_edge: distance of the outermost grid node from ±1
+    :param forward_lr_factor: the forward step's learning rate, as a multiple of the learning rate
+        (schedule) of SAC's networks
     :param kwargs: every other argument of :class:`stable_baselines3.SAC` (``policy_kwargs`` also
         takes ``vdn_net_arch`` and ``vdn_basis_size``, see :class:`BSACPolicy`)
     """
@@ -128,6 +138,7 @@ class BSAC(SAC):
         forward_freq: int = 1,
         grid_size: int = DEFAULT_GRID_SIZE,
         grid_edge: float = DEFAULT_EDGE,
+        forward_lr_factor: float = 0.1,
         **kwargs: Any,
     ) -> None:
         if forward_steps < 0:
@@ -142,11 +153,14 @@ class BSAC(SAC):
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")
         if not 0.0 < grid_edge < 1.0:
             raise ValueError(f"grid_edge must lie in (0, 1), got {grid_edge}")
+        if not forward_lr_factor > 0:
+            raise ValueError(f"forward_lr_factor must be > 0, got {forward_lr_factor}")
         self.forward_steps = int(forward_steps)
         self.reverse_step = bool(reverse_step)
         self.forward_freq = int(forward_freq)
         self.grid_size = int(grid_size)
         self.grid_edge = float(grid_edge)
+        self.forward_lr_factor = float(forward_lr_factor)
         super().__init__(policy, env, **kwargs)
 
     def _setup_model(self) -> None:
@@ -171,15 +185,21 @@ class BSAC(SAC):
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
-        if self.vdn is not None:  # BSAC: the forward step's and the VDN-a's optimisers
-            optimizers += [self.actor.forward_optimizer, self.vdn.optimizer]
+        if self.vdn is not None:  # BSAC: the VDN-a's optimiser
+            optimizers += [self.vdn.optimizer]
 
         # Update learning rate according to lr schedule
         self._update_learning_rate(optimizers)
+        if self.vdn is not None:  # BSAC: the forward step's optimiser, at a fraction of it
+            update_learning_rate(
+                self.actor.forward_optimizer,
+                self.lr_schedule(self._current_progress_remaining) * self.forward_lr_factor,
+            )
 
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses = [], []
-        forward_losses, target_stds, vdn_losses = [], [], []
+        forward_losses, target_stds, forward_grad_norms = [], [], []
+        vdn_level_losses, vdn_shape_losses = [], []
 
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
@@ -197,11 +217,12 @@ class BSAC(SAC):
             if self.vdn is not None:
                 vdn_heads = self.vdn.heads(replay_data.observations)
                 if (self._n_updates + gradient_step) % self.forward_freq == 0:
-                    forward_loss, target_std = self._forward_step(
+                    forward_loss, target_std, grad_norm = self._forward_step(
                         replay_data.observations, vdn_heads.coefficients.detach()
                     )
                     forward_losses.append(forward_loss)
                     target_stds.append(target_std)
+                    forward_grad_norms.append(grad_norm)
 
             # Action by the current actor for the sampled state
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
@@ -286,14 +307,14 @@ class BSAC(SAC):
             # BSAC step 3: regress VDN-a onto min(Q1, Q2) on replay and current-policy actions.
             if self.vdn is not None:
                 replay_min_q = th.min(th.cat(current_q_values, dim=1), dim=1, keepdim=True)[0]
-                vdn_losses.append(
-                    self._vdn_step(
-                        replay_data.observations,
-                        th.stack([replay_data.actions, actions_pi.detach()], dim=1),
-                        th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
-                        vdn_heads,
-                    )
+                level_loss, shape_loss = self._vdn_step(
+                    replay_data.observations,
+                    th.stack([replay_data.actions, actions_pi.detach()], dim=1),
+                    th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
+                    vdn_heads,
                 )
+                vdn_level_losses.append(level_loss)
+                vdn_shape_losses.append(shape_loss)
 
         self._n_updates += gradient_steps
 
@@ -306,8 +327,12 @@ class BSAC(SAC):
         if forward_losses:
             self.logger.record("train/forward_kl", np.mean(forward_losses))
             self.logger.record("train/forward_target_std", np.mean(target_stds))
-        if vdn_losses:
-            self.logger.record("train/vdn_loss", np.mean(vdn_losses))
+            self.logger.record("train/forward_grad_norm", np.mean(forward_grad_norms))
+        if vdn_shape_losses:
+            self.logger.record(
+                "train/vdn_loss", np.mean(vdn_level_losses) + np.mean(vdn_shape_losses)
+            )
+            self.logger.record("train/vdn_shape_loss", np.mean(vdn_shape_losses))
 
     def _entropy_coefficient(self) -> th.Tensor:
         """The current α (detached)."""
@@ -346,19 +371,22 @@ class BSAC(SAC):
 
     def _forward_step(
         self, observations: th.Tensor, coefficients: th.Tensor | None = None
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, float]:
         """``forward_steps`` optimiser steps of the actor on KL(N(μ*, σ*²) ‖ N(μθ, σθ²)); returns
-        the mean loss over the steps and the mean projected standard deviation."""
+        the mean loss over the steps, the mean projected standard deviation and the mean norm of
+        the gradient (a diagnostic: the forward KL is stiff where the actor is narrow)."""
         target_mean, target_var = self.projected_moments(observations, coefficients)
-        losses = []
+        losses, norms = [], []
         for _ in range(self.forward_steps):
             mean, var = self.actor_gaussian(observations)
             loss = forward_kl_loss(target_mean, target_var, mean, var)
             self.actor.forward_optimizer.zero_grad()
             loss.backward()
+            grads = [p.grad for p in self.actor.parameters() if p.grad is not None]
+            norms.append(th.linalg.vector_norm(th.stack([g.norm() for g in grads])).item())
             self.actor.forward_optimizer.step()
             losses.append(loss.item())
-        return float(np.mean(losses)), target_var.sqrt().mean().item()
+        return float(np.mean(losses)), target_var.sqrt().mean().item(), float(np.mean(norms))
 
     def _vdn_step(
         self,
@@ -366,14 +394,14 @@ class BSAC(SAC):
         actions: th.Tensor,
         targets: th.Tensor,
         heads: VDNHeads | None = None,
-    ) -> float:
-        """One optimiser step of the VDN-a regression; returns its loss."""
+    ) -> tuple[float, float]:
+        """One optimiser step of the VDN-a regression; returns its level and shape terms."""
         assert self.vdn is not None
-        loss = self.vdn.regression_loss(observations, actions, targets, heads)
+        level, shape = self.vdn.regression_terms(observations, actions, targets, heads)
         self.vdn.optimizer.zero_grad()
-        loss.backward()
+        (level + shape).backward()
         self.vdn.optimizer.step()
-        return loss.item()
+        return level.item(), shape.item()
 
     def learn(
         self: SelfBSAC,

@@ -174,20 +174,22 @@ class ValueDecompositionNetwork(BaseModel):
         """
         return self.grid_values(self.heads(obs).coefficients, grid_actions)
 
-    def regression_loss(
+    def regression_terms(
         self,
         obs: PyTorchObs,
         actions: torch.Tensor,
         targets: torch.Tensor,
         heads: VDNHeads | None = None,
-    ) -> torch.Tensor:
-        """Half the mean squared error of Q_dec(s, a) against ``targets`` ``(B, n)`` for ``actions``
-        ``(B, n, d)`` (spec §2: regression onto min(Q1, Q2)), with its gradient routed: the
-        per-state level term trains V, the per-state centred (shape) term trains the heads and the
-        trunk (module docstring, "Training"; the heads learn only from n ≥ 2 samples per state).
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The level and shape terms of the VDN-a regression (module docstring, "Training").
 
-        ``heads``, if given, are ``self.heads(obs)`` computed earlier with the current parameters
-        (BSAC reuses the forward step's trunk pass).
+        For ``actions`` ``(B, n, d)`` and ``targets`` ``(B, n)`` (spec §2: min(Q1, Q2)), their
+        sum is half the mean squared error of Q_dec(s, a) against the targets. The level term,
+        ½ mean_s (V(s) + mean_j ΣQ_i(a_j) − mean_j y_j)², trains V only; the shape term, ½ the
+        mean squared error of the per-state centred values, trains the heads, the scales and the
+        trunk (they learn only from n ≥ 2 samples per state). ``heads``, if given, are
+        ``self.heads(obs)`` computed earlier with the current parameters (BSAC reuses the forward
+        step's trunk pass).
         """
         heads = self.heads(obs) if heads is None else heads
         targets = targets.detach()
@@ -196,4 +198,16 @@ class ValueDecompositionNetwork(BaseModel):
         shape = (per_dimension_sum - per_dimension_sum.mean(-1, keepdim=True)) - (
             targets - targets.mean(-1, keepdim=True)
         )
-        return 0.5 * (level.pow(2).mean() + shape.pow(2).mean())
+        return 0.5 * level.pow(2).mean(), 0.5 * shape.pow(2).mean()
+
+    def regression_loss(
+        self,
+        obs: PyTorchObs,
+        actions: torch.Tensor,
+        targets: torch.Tensor,
+        heads: VDNHeads | None = None,
+    ) -> torch.Tensor:
+        """The VDN-a regression loss: the sum of :meth:`regression_terms`, whose value is half the
+        mean squared error of Q_dec against ``targets``, with its gradient routed."""
+        level, shape = self.regression_terms(obs, actions, targets, heads)
+        return level + shape

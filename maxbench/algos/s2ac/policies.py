@@ -24,6 +24,7 @@ Acting (spec §1.2, step 3):
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -458,10 +459,17 @@ class S2ACPolicy(BasePolicy):
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         if self.amortized is not None:
             return self.amortized._predict(observation, deterministic)
-        particles, _, energy = self.sample(
-            observation, with_log_prob=False, deterministic=deterministic
-        )
-        return self.select(torch.tanh(particles), energy, deterministic)
+        # SB3 calls this under no_grad; inference mode also skips autograd's bookkeeping
+        # (version counters, views), which is a sizeable share of the cost at batch 1. The
+        # autograd energy path (a critic the analytic path cannot differentiate) needs autograd.
+        # (``inference_mode(False)`` would switch grad mode on: use no context instead.)
+        fast = self._analytic_critic is not None and not torch.is_grad_enabled()
+        with torch.inference_mode() if fast else contextlib.nullcontext():
+            particles, _, energy = self.sample(
+                observation, with_log_prob=False, deterministic=deterministic
+            )
+            action = self.select(torch.tanh(particles), energy, deterministic)
+        return action.clone() if action.is_inference() else action
 
     def set_training_mode(self, mode: bool) -> None:
         """Train / eval mode of the actor, critic and amortised sampler (SB3's SACPolicy).
