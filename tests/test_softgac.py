@@ -27,6 +27,7 @@ from maxbench.algos.softgac import (
     reference_transition,
     sample_bridge_noise,
 )
+from maxbench.algos.softgac.bridge import LAYER_NORM_EPS, bridge_step_hidden
 from maxbench.algos.svgd import tanh_log_det_jacobian
 
 from sb3_contract import SB3Contract
@@ -380,4 +381,43 @@ class TestSoftGACContract(SB3Contract):
         "train/ent_coef",
         "train/ent_coef_loss",
         "train/control_energy",
+    )
+
+
+def test_input_layer_norm_option_drops_the_input_norm_and_survives_save_load(tmp_path) -> None:
+    """Without the input LayerNorm the step sees its raw input: scaling [s, z] changes the
+    hidden layer (with it, LayerNorm makes the step blind to that scale)."""
+    policy_kwargs = {**TINY_POLICY, "input_layer_norm": False}
+    model = SoftGAC("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs=policy_kwargs)
+    step = model.actor.bridge.steps[0]
+    assert step.input_norm_weight is None and "input_norm_weight" not in step.state_dict()
+    params = step.step_parameters()
+    features, latent = torch.randn(4, 3), torch.randn(4, 1)
+    raw = bridge_step_hidden(params, features, latent)
+    expected = torch.nn.functional.layer_norm(
+        torch.nn.functional.elu(
+            torch.cat([features, latent], -1) @ step.hidden_weight.T + step.hidden_bias
+        ),
+        raw.shape[-1:],
+        step.hidden_norm_weight,
+        step.hidden_norm_bias,
+        LAYER_NORM_EPS,
+    )
+    torch.testing.assert_close(raw, expected)
+    normed = SoftGAC("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs=TINY_POLICY)
+    normed_params = normed.actor.bridge.steps[0].step_parameters()
+    torch.testing.assert_close(
+        bridge_step_hidden(normed_params, 3 * features, 3 * latent),
+        bridge_step_hidden(normed_params, features, latent),
+        atol=1e-4,
+        rtol=0,
+    )
+    assert not torch.allclose(bridge_step_hidden(params, 3 * features, 3 * latent), raw)
+
+    obs = np.array([[0.1, 0.9, -0.4]], dtype=np.float32)
+    model.save(tmp_path / "m.zip")
+    loaded = SoftGAC.load(tmp_path / "m.zip")
+    assert loaded.actor.bridge.steps[0].input_norm_weight is None
+    np.testing.assert_array_equal(
+        loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
     )

@@ -49,6 +49,8 @@ class BridgeActor(BasePolicy):
         n_bridge_steps: K.
         bridge_hidden_size: H, the hidden width of every step's network.
         normalize_images: SB3's image normalisation flag.
+        input_layer_norm: each step's LayerNorm over [s, z_k] (the authors'; see
+            :class:`~maxbench.algos.softgac.bridge.BridgeStep` for when to turn it off).
     """
 
     action_space: spaces.Box
@@ -62,6 +64,7 @@ class BridgeActor(BasePolicy):
         n_bridge_steps: int = 6,
         bridge_hidden_size: int = 256,
         normalize_images: bool = True,
+        input_layer_norm: bool = True,
     ) -> None:
         super().__init__(
             observation_space,
@@ -73,8 +76,13 @@ class BridgeActor(BasePolicy):
         self.features_dim = features_dim
         self.n_bridge_steps = n_bridge_steps
         self.bridge_hidden_size = bridge_hidden_size
+        self.input_layer_norm = input_layer_norm
         self.bridge = BridgeNetwork(
-            features_dim, get_action_dim(action_space), n_bridge_steps, bridge_hidden_size
+            features_dim,
+            get_action_dim(action_space),
+            n_bridge_steps,
+            bridge_hidden_size,
+            input_layer_norm,
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -83,6 +91,7 @@ class BridgeActor(BasePolicy):
             features_dim=self.features_dim,
             n_bridge_steps=self.n_bridge_steps,
             bridge_hidden_size=self.bridge_hidden_size,
+            input_layer_norm=self.input_layer_norm,
             features_extractor=self.features_extractor,
         )
         return data
@@ -138,6 +147,9 @@ class SoftGACPolicy(BasePolicy):
         activation_fn: the critic's activation (ReLU, as in SB3's SAC and the authors' critic).
         n_bridge_steps: K, bridge steps (spec §3 default 6).
         bridge_hidden_size: H, each step's hidden width (256 for MuJoCo/Box2D).
+        input_layer_norm: each bridge step's LayerNorm over [s, z_k] (default on, the authors');
+            turn it off for low-dimensional observations (Pendulum, the multi-goal envs), where
+            it discards half of the input (:class:`~maxbench.algos.softgac.bridge.BridgeStep`).
         critic_type: ``"twin"`` or ``"crossq"`` (see the module docstring).
         batch_norm_momentum, batch_norm_eps, renorm_warmup_steps: BatchRenorm settings of the
             CrossQ critic (sb3-contrib's defaults); unused by ``"twin"``.
@@ -162,6 +174,7 @@ class SoftGACPolicy(BasePolicy):
         activation_fn: type[nn.Module] = nn.ReLU,
         n_bridge_steps: int = 6,
         bridge_hidden_size: int = 256,
+        input_layer_norm: bool = True,
         critic_type: str = "twin",
         batch_norm_momentum: float = 0.01,
         batch_norm_eps: float = 0.001,
@@ -214,6 +227,7 @@ class SoftGACPolicy(BasePolicy):
             "action_space": self.action_space,
             "n_bridge_steps": n_bridge_steps,
             "bridge_hidden_size": bridge_hidden_size,
+            "input_layer_norm": input_layer_norm,
             "normalize_images": normalize_images,
         }
         self.critic_kwargs: dict[str, Any] = {
@@ -269,6 +283,7 @@ class SoftGACPolicy(BasePolicy):
             activation_fn=self.activation_fn,
             n_bridge_steps=self.n_bridge_steps,
             bridge_hidden_size=self.bridge_hidden_size,
+            input_layer_norm=self.actor_kwargs["input_layer_norm"],
             critic_type=self.critic_type,
             n_critics=self.critic_kwargs["n_critics"],
             lr_schedule=self._dummy_schedule,

@@ -65,7 +65,9 @@ class SoftGAC(OffPolicyAlgorithm):
 
     Args:
         policy: ``"MlpPolicy"`` or a :class:`SoftGACPolicy` subclass; the bridge's K and H are
-            ``policy_kwargs`` ``n_bridge_steps`` (6) and ``bridge_hidden_size`` (256).
+            ``policy_kwargs`` ``n_bridge_steps`` (6) and ``bridge_hidden_size`` (256);
+            ``input_layer_norm=False`` drops each step's input LayerNorm, which discards half of
+            a 4-number input such as Pendulum's (:class:`SoftGACPolicy`).
         env: the environment (continuous actions).
         learning_rate: actor and critic learning rate (3e-4, the authors').
         buffer_size, learning_starts, batch_size, tau, gamma, train_freq: as in SB3's SAC;
