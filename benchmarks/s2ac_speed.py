@@ -128,8 +128,63 @@ def predict_benchmark(env_id: str, calls: int, rounds: int) -> dict[str, Any]:
             timer(model)()  # warm-up
         times = _interleaved({name: timer(m) for name, m in models.items()}, rounds)
         out["deterministic" if deterministic else "stochastic"] = _summary(times)
+    floor_cpu, floor_wall = matmul_floor(models["S2AC(phi,theta)"], out["obs_dim"], calls, rounds)
+    sac = out["deterministic"]["SAC"]
+    out["s2ac_matmul_floor"] = {
+        "cpu_s": floor_cpu,
+        "wall_s": floor_wall,
+        "cpu_ratio_to_sac": floor_cpu / sac["cpu"]["median_s"],
+        "wall_ratio_to_sac": floor_wall / sac["wall"]["median_s"],
+    }
     env.close()
     return out
+
+
+def matmul_floor(model: Any, obs_dim: int, calls: int, rounds: int) -> tuple[float, float]:
+    """(CPU, wall) seconds of the matrix products alone of one S2AC acting pass at batch 1.
+
+    The products S2AC must do to act, on random tensors of the shapes of ``model``'s networks:
+    the q0 network on one state; per SVGD step, every critic's forward pass over the m particles
+    (the state part of the first layer is computed once) and its backward pass to the actions;
+    then one more forward pass to pick the particle. Nothing else (no activations, kernel,
+    Python or SB3 conversions): a lower bound on what any implementation on this CPU pays.
+    """
+    policy = model.policy
+    critic_layers = [
+        [layer for layer in q_net if isinstance(layer, torch.nn.Linear)]
+        for q_net in policy.critic.q_networks
+    ]
+    actor_layers = [layer for layer in policy.actor.modules() if isinstance(layer, torch.nn.Linear)]
+    m, steps, d = policy.n_particles, policy.svgd_steps, policy.action_space.shape[0]
+    C = len(critic_layers)
+    sizes = [layer.out_features for layer in critic_layers[0]]  # e.g. [256, 256, 1]
+    weights = [torch.randn(C, a, b) for a, b in zip([d, *sizes[:-1]], sizes, strict=True)]
+    state = torch.randn(1, obs_dim)
+    actor_weights = [layer.weight.detach().clone() for layer in actor_layers]
+    x = torch.randn(C, m, d)
+    hidden = [torch.randn(C, m, n) for n in sizes]
+
+    def one_pass() -> None:
+        h = state
+        for w in actor_weights:  # q0's network (it reads the state only)
+            h = h @ w.T if w.shape[1] == h.shape[1] else h
+        for _ in range(steps + 1):  # L steps, then the choice of a particle
+            torch.bmm(x, weights[0])
+            for k in range(1, len(weights)):
+                torch.bmm(hidden[k - 1], weights[k])
+        for _ in range(steps):  # backward to the actions
+            for k in range(len(weights) - 1, 0, -1):
+                torch.bmm(hidden[k], weights[k].transpose(1, 2))
+            torch.bmm(hidden[0], weights[0].transpose(1, 2))
+
+    def work() -> None:
+        with torch.inference_mode():
+            for _ in range(calls):
+                one_pass()
+
+    work()  # warm-up
+    blocks = [_timed(work, calls) for _ in range(rounds)]
+    return statistics.median(b[0] for b in blocks), statistics.median(b[1] for b in blocks)
 
 
 def _summary(times: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
@@ -209,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
                     "us/call",
                     1e6,
                 )
+            floor = found["s2ac_matmul_floor"]
+            print(
+                f"  S2AC(phi,theta)'s matrix products alone (a floor): CPU "
+                f"{floor['cpu_s'] * 1e6:.1f} us = {floor['cpu_ratio_to_sac']:.2f}x SAC's "
+                f"deterministic predict; wall {floor['wall_s'] * 1e6:.1f} us = "
+                f"{floor['wall_ratio_to_sac']:.2f}x"
+            )
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
     results["load_average_at_end"] = load_end
     print(f"\nload average at end {load_end}")
