@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,11 @@ def run_suite(
     _say_what_others_hold(planned, out, console)
     statuses: dict[str, str] = {}
     interrupted = False
+    # Ctrl-C / `kill -INT` stop the suite gracefully even when this process was started with
+    # SIGINT ignored (a background job of a non-interactive shell inherits SIG_IGN).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # signal handlers can only be set there (the Python API may run elsewhere)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     with LiveProgress(planned, console) as display:
         try:
             if backend == "ray":
@@ -105,6 +112,9 @@ def run_suite(
                 statuses = run_local(planned, out, workers=workers, threads=threads, sink=display)
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous_int)
     console.print(summary_table(planned, out, title=f"{name}: final evaluation returns"))
     _say_what_others_took(statuses, console)
     from maxbench.results.layout import read_status
