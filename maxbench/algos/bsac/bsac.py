@@ -6,12 +6,12 @@ Efficient Reinforcement Learning", arXiv 2506.01639. Specification: ``algorithms
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
 from stable_baselines3.sac import SAC
 from stable_baselines3.sac.policies import LOG_STD_MIN
@@ -27,13 +27,12 @@ from maxbench.algos.bsac.projection import (
     quadrature_grid,
 )
 from maxbench.algos.bsac.vdn import ValueDecompositionNetwork, VDNHeads
+from maxbench.algos.class_named_logs import ClassNamedLogs
 
 __all__ = ["BSAC"]
 
-SelfBSAC = TypeVar("SelfBSAC", bound="BSAC")
 
-
-class BSAC(SAC):
+class BSAC(ClassNamedLogs, SAC):
     """Bidirectional Soft Actor-Critic (arXiv 2506.01639) — a reconstruction, not the authors' code.
 
     **No public code of this method exists**, and the paper's formulas did not survive extraction;
@@ -402,24 +401,6 @@ class BSAC(SAC):
         (level + shape).backward()
         self.vdn.optimizer.step()
         return level.item(), shape.item()
-
-    def learn(
-        self: SelfBSAC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "BSAC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfBSAC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def _excluded_save_params(self) -> list[str]:
         # The grid is rebuilt from grid_size and grid_edge; vdn is saved inside the policy.

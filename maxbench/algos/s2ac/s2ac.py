@@ -6,7 +6,7 @@ The training step follows spec §1.4 line by line (see :meth:`S2AC.train`); the 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -15,10 +15,11 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
+from maxbench.algos.class_named_logs import ClassNamedLogs
 from maxbench.algos.s2ac.policies import (
     AmortizedSampler,
     InitialGaussian,
@@ -29,7 +30,6 @@ from maxbench.algos.svgd import stein_direction
 
 __all__ = ["S2AC"]
 
-SelfS2AC = TypeVar("SelfS2AC", bound="S2AC")
 
 #: Options of the sampler that S2AC passes to its policy (set them on S2AC, not in policy_kwargs).
 SAMPLER_OPTIONS = (
@@ -46,7 +46,7 @@ SAMPLER_OPTIONS = (
 )
 
 
-class S2AC(OffPolicyAlgorithm):
+class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
     """Stein Soft Actor-Critic: an energy-based policy sampled by SVGD on ``min_k Q_k``.
 
     The actor is ``m`` particles per state, drawn from an initial Gaussian q0 and moved by ``L``
@@ -429,24 +429,6 @@ class S2AC(OffPolicyAlgorithm):
             self.logger.record("train/ent_coef_loss", float(np.mean(ent_coef_losses)))
         if amortized_losses:
             self.logger.record("train/amortized_loss", float(np.mean(amortized_losses)))
-
-    def learn(
-        self: SelfS2AC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "S2AC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfS2AC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     # -- saving ---------------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:

@@ -11,7 +11,7 @@ The algorithm is SAC with two substitutions (arXiv 2605.08733; authors' code
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,16 +20,16 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
+from maxbench.algos.class_named_logs import ClassNamedLogs
 from maxbench.algos.softgac.bridge import PARTICLE_SCHEMES, control_energy
 from maxbench.algos.softgac.policies import CRITIC_TYPES, BridgeActor, MlpPolicy, SoftGACPolicy
 
 __all__ = ["SoftGAC"]
 
-SelfSoftGAC = TypeVar("SelfSoftGAC", bound="SoftGAC")
 
 #: Per-dimension, per-step control-energy budget of ``target_control_energy="auto"`` (spec §3,
 #: authors' ``target_control_energy: {type: auto, per_dim: 0.2}``): C_target = 0.2 K d.
@@ -47,7 +47,7 @@ def _repeat_rows(obs: PyTorchObs, times: int) -> PyTorchObs:
     return obs.repeat_interleave(times, dim=0)
 
 
-class SoftGAC(OffPolicyAlgorithm):
+class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
     """Soft Generative Actor-Critic (SoftGAC) as a stable-baselines3 algorithm (spec §3).
 
     One gradient step (``train``), after the authors' ``_train``:
@@ -366,24 +366,6 @@ class SoftGAC(OffPolicyAlgorithm):
             self.logger.record("train/control_energy", np.mean(energies))
         if alpha_losses:
             self.logger.record("train/ent_coef_loss", np.mean(alpha_losses))
-
-    def learn(
-        self: SelfSoftGAC,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "SoftGAC",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfSoftGAC:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     # -- saving ---------------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:

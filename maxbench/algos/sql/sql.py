@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -33,10 +33,11 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
+from maxbench.algos.class_named_logs import ClassNamedLogs
 from maxbench.algos.sql.policies import (
     SamplerActor,
     SQLCnnPolicy,
@@ -47,8 +48,6 @@ from maxbench.algos.sql.policies import (
 from maxbench.algos.svgd import score_from_log_prob, stein_direction
 
 __all__ = ["SQL", "amortized_svgd_loss", "importance_sampled_soft_value", "uniform_box_actions"]
-
-SelfSQL = TypeVar("SelfSQL", bound="SQL")
 
 
 def uniform_box_actions(
@@ -127,7 +126,7 @@ def amortized_svgd_loss(
     return -(delta * actions).sum(dim=-1).mean()
 
 
-class SQL(OffPolicyAlgorithm):
+class SQL(ClassNamedLogs, OffPolicyAlgorithm):
     """Soft Q-Learning (Haarnoja et al. 2017) with twin critics and an amortised SVGD sampler.
 
     The S2AC paper's SQL baseline as spec §4 describes the authors' version: twin critics with
@@ -342,24 +341,6 @@ class SQL(OffPolicyAlgorithm):
         self.logger.record("train/actor_loss", np.mean(actor_losses))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         self.logger.record("train/soft_value", np.mean(soft_values))
-
-    def learn(
-        self: SelfSQL,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "SQL",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfSQL:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
