@@ -42,6 +42,7 @@ from torch import nn
 
 from maxbench.algos.s2ac.energy import AnalyticCritic, CriticEnergy
 from maxbench.algos.s2ac.sampler import ENERGY_INPUTS, squashed_log_prob, stein_sample
+from maxbench.algos.squashed_mlp_actor import SquashedMlpActor
 from maxbench.algos.svgd import truncated_normal_particles
 
 __all__ = ["AmortizedSampler", "InitialGaussian", "MlpPolicy", "S2ACPolicy"]
@@ -62,7 +63,7 @@ def _first_tensor(obs: PyTorchObs) -> torch.Tensor:
     return next(iter(obs.values())) if isinstance(obs, dict) else obs
 
 
-class InitialGaussian(BasePolicy):
+class InitialGaussian(SquashedMlpActor):
     """The initial distribution q0 of the SVGD particles (spec §1.1-1.2).
 
     ``learned=True`` (S2AC(phi, theta)): an MLP (default 3×256 ELU, as the authors) gives
@@ -97,13 +98,13 @@ class InitialGaussian(BasePolicy):
         super().__init__(
             observation_space,
             action_space,
-            features_extractor=features_extractor,
-            normalize_images=normalize_images,
-            squash_output=True,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn,
+            normalize_images,
         )
-        self.net_arch, self.features_dim, self.activation_fn = net_arch, features_dim, activation_fn
         self.learned, self.init_std = learned, float(init_std)
-        self.action_dim = get_action_dim(action_space)
         if learned:
             self.latent = nn.Sequential(*create_mlp(features_dim, -1, net_arch, activation_fn))
             last = net_arch[-1] if net_arch else features_dim
@@ -112,14 +113,7 @@ class InitialGaussian(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            features_extractor=self.features_extractor,
-            learned=self.learned,
-            init_std=self.init_std,
-        )
+        data.update(learned=self.learned, init_std=self.init_std)
         return data
 
     def forward(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
@@ -136,7 +130,7 @@ class InitialGaussian(BasePolicy):
         return torch.tanh(self(observation)[0])
 
 
-class AmortizedSampler(BasePolicy):
+class AmortizedSampler(SquashedMlpActor):
     """S2AC(phi, theta, psi)'s amortised sampler ``a = tanh(f_psi(s, xi))``, ``xi ~ U(0,1)^d``.
 
     Trained to follow the Stein direction towards the SVGD particles (spec §1.6); used for acting
@@ -156,25 +150,15 @@ class AmortizedSampler(BasePolicy):
         super().__init__(
             observation_space,
             action_space,
-            features_extractor=features_extractor,
-            normalize_images=normalize_images,
-            squash_output=True,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn,
+            normalize_images,
         )
-        self.net_arch, self.features_dim, self.activation_fn = net_arch, features_dim, activation_fn
-        self.action_dim = get_action_dim(action_space)
         self.net = nn.Sequential(
             *create_mlp(features_dim + self.action_dim, self.action_dim, net_arch, activation_fn)
         )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            features_extractor=self.features_extractor,
-        )
-        return data
 
     def forward(self, obs: PyTorchObs, noise: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Pre-tanh samples ``f_psi(s, xi)`` for noise ``(B, n, d)``: shape ``(B, n, d)``."""

@@ -26,6 +26,8 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from maxbench.algos.squashed_mlp_actor import SquashedMlpActor
+
 __all__ = [
     "ACTION_SELECTIONS",
     "SQLCnnPolicy",
@@ -71,7 +73,7 @@ def min_q_over_particles(
     return q_values.min(dim=1).values.reshape(B, m)
 
 
-class SamplerActor(BasePolicy):
+class SamplerActor(SquashedMlpActor):
     """Amortised SVGD sampler ``a = tanh(f_psi(s, xi))``, ``xi ~ U(0, 1)^d`` (spec §4).
 
     The noise enters as an input next to the state features (as in Haarnoja et al. 2017, whose
@@ -100,27 +102,15 @@ class SamplerActor(BasePolicy):
         super().__init__(
             observation_space,
             action_space,
-            features_extractor=features_extractor,
-            normalize_images=normalize_images,
-            squash_output=True,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn,
+            normalize_images,
         )
-        self.net_arch = net_arch
-        self.features_dim = features_dim
-        self.activation_fn = activation_fn
-        self.action_dim = get_action_dim(self.action_space)
         self.f_psi = nn.Sequential(
             *create_mlp(features_dim + self.action_dim, self.action_dim, net_arch, activation_fn)
         )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            features_extractor=self.features_extractor,
-        )
-        return data
 
     def actions_from_noise(self, obs: PyTorchObs, noise: th.Tensor) -> th.Tensor:
         """``tanh(f_psi(s_b, xi_bj))`` for ``m`` noise vectors per state.
