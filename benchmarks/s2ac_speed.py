@@ -12,6 +12,8 @@ wall clock. The CPU-time ratio is the headline figure; both are printed.
    with their policy after a short warm-up (``learning_starts`` / ``random_exploration_steps``
    lowered) so that the timed blocks are in the steady state. A block is ``--train-block`` env
    steps of ``learn`` (collection, replay, gradient steps; no evaluation).
+   The matrix products of one more block of each (self time of the matmul kernels under
+   ``torch.profiler``) give the floor that no implementation of the same computation avoids.
 2. **Action-selection latency**: ``model.predict(obs)`` at batch 1 for the action sizes of Hopper,
    Walker2d, HalfCheetah and Ant (the -v5 envs' own observation and action spaces), untrained
    networks at default sizes, deterministic and stochastic.
@@ -101,7 +103,28 @@ def train_benchmark(env_id: str, warmup: int, block: int, rounds: int) -> dict[s
         return run
 
     times = _interleaved({name: timer(m) for name, m in models.items()}, rounds)
-    return _summary(times)
+    out = _summary(times)
+    for name in ("SAC", "S2AC(phi,theta)"):
+        out[name]["matmul_cpu_s"] = matmul_time_per_step(models[name], block)
+    return out
+
+
+#: The matrix-product kernels whose self time makes the training floor.
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+
+
+def matmul_time_per_step(model: Any, block: int) -> float:
+    """CPU seconds per env step spent inside matrix-product kernels during ``learn(block)``.
+
+    Profiled with ``torch.profiler`` (the self time of :data:`MATMUL_OPS`: the products of the
+    networks' forward and backward passes, the SVGD kernel's and the critic gradient's, nothing
+    else). Whatever an implementation does around them, these products remain: the sum is a floor
+    on the training time per env step of this algorithm at these sizes on this CPU.
+    """
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        model.learn(block, reset_num_timesteps=False)
+    self_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS)
+    return self_us * 1e-6 / block
 
 
 def predict_benchmark(env_id: str, calls: int, rounds: int) -> dict[str, Any]:
@@ -251,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
             "ms/step",
             1e3,
         )
+        sac_cpu = train["SAC"]["cpu"]["median_s"]
+        for name in ("SAC", "S2AC(phi,theta)"):
+            floor = train[name]["matmul_cpu_s"]
+            print(
+                f"  {name}'s matrix products alone (profiled block, a floor): "
+                f"{floor * 1e3:.1f} ms/step = {floor / sac_cpu:.2f}x SAC's whole step"
+            )
     if not args.skip_predict:
         for env_id in PREDICT_ENVS:
             found = predict_benchmark(env_id, args.predict_calls, args.predict_rounds)

@@ -61,3 +61,10 @@ def subprocess_env() -> dict[str, str]:
 
 
 MAXBENCH = [sys.executable, "-m", "maxbench"]
+
+
+@pytest.fixture(autouse=True)
+def sb3_logs_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SB3's default logger (``learn()`` without ``set_logger``) makes a new ``SB3-<date>`` folder
+    in the system temp dir per call; keep those inside the test's own tmp_path."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-default-logs"))

@@ -151,10 +151,11 @@ def test_layout_refuses_unknown_activations():
 
 
 # -- the sampler --------------------------------------------------------------------------------
-@pytest.mark.parametrize("energy_on", ["post_tanh", "pre_tanh"])
+@pytest.mark.parametrize("energy_on", ["post_tanh", "pre_tanh", "post_tanh_jacobian"])
 @pytest.mark.parametrize("kernel_sigma", [None, 0.7])
 def test_sampler_matches_reference_svgd_sample(energy_on, kernel_sigma):
-    """The S2AC sampler equals svgd_sample with autograd scores of min Q(s, tanh u) / T."""
+    """The S2AC sampler equals svgd_sample with autograd scores of the log-target: min Q(s, tanh u)
+    / T, min Q(s, u) / T, or min Q(s, tanh u) / T + log|det d tanh(u) / du|."""
     critic = _critic(nn.ELU)
     torch.manual_seed(2)
     obs = torch.randn(3, 3, dtype=F64)
@@ -173,8 +174,14 @@ def test_sampler_matches_reference_svgd_sample(energy_on, kernel_sigma):
         temperature=temperature,
     )
 
-    def log_target(u: torch.Tensor) -> torch.Tensor:
-        return _reference_min_q(critic, obs, torch.tanh(u) if energy_on == "post_tanh" else u)
+    def log_target(u: torch.Tensor) -> torch.Tensor:  # svgd_sample divides it by T
+        if energy_on == "pre_tanh":
+            return _reference_min_q(critic, obs, u)
+        q = _reference_min_q(critic, obs, torch.tanh(u))
+        if energy_on == "post_tanh":
+            return q
+        jacobian = torch.distributions.TanhTransform().log_abs_det_jacobian(u, torch.tanh(u))
+        return q + temperature * jacobian.sum(-1)
 
     ref = svgd_sample(u0, log_q0, log_target, 4, 0.1, sigma=kernel_sigma, temperature=temperature)
     torch.testing.assert_close(ours.particles, ref.particles, rtol=0, atol=1e-12)

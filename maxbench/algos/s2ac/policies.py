@@ -201,7 +201,7 @@ class S2ACPolicy(BasePolicy):
         svgd_steps: L.
         svgd_step_size: epsilon.
         kernel_sigma: fixed RBF kernel std, or None for the adaptive bandwidth.
-        energy_on: ``"post_tanh"`` or ``"pre_tanh"`` (spec §1.2).
+        energy_on: one of :data:`~maxbench.algos.s2ac.sampler.ENERGY_INPUTS` (spec §1.2).
         temperature: the sampler temperature T (the algorithm keeps it equal to alpha when asked).
         action_selection: ``"max"`` or ``"softmax"`` for deterministic prediction.
         analytic_energy: evaluate the critics' gradient analytically when they are plain MLPs

@@ -66,7 +66,9 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
 
     * Energy input ``energy_on="post_tanh"`` (default): ``min Q(s, tanh u)``, consistent with the
       critic, which is trained on squashed actions; the authors evaluate Q at the pre-tanh
-      particle (``energy_on="pre_tanh"``).
+      particle (``energy_on="pre_tanh"``). ``energy_on="post_tanh_jacobian"`` adds the tanh
+      log-Jacobian to the u-space target (the exact image of ``exp(min Q / T) da``), which keeps
+      the particles out of tanh saturation where ``min Q(s, tanh u)`` is flat (a maxbench option).
     * Initial particles from the truncated normal by the inverse CDF (the authors over-sample
       2000 candidates per state and keep the first m inside mu +- 3 sigma); the same
       distribution, reparameterised, no rejection loop. S2AC(phi)'s fixed q0 is truncated too
@@ -111,7 +113,8 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
         svgd_steps: L.
         svgd_step_size: epsilon.
         kernel_sigma: fixed RBF kernel std, or None for the adaptive bandwidth (default).
-        energy_on: ``"post_tanh"`` (default) or ``"pre_tanh"`` (authors).
+        energy_on: ``"post_tanh"`` (default), ``"pre_tanh"`` (authors) or
+            ``"post_tanh_jacobian"`` (target in u-space with the tanh log-Jacobian).
         sampler_temperature: T of the sampler's target ``exp(Q / T)``: a float (authors: 1) or
             ``"alpha"`` (the paper's theorem; follows alpha when it is tuned).
         action_selection: deterministic prediction: ``"max"`` (highest min-Q particle) or

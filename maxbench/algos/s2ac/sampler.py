@@ -6,6 +6,7 @@ particle's log-density with the closed form of Theorem 3.3 (spec §1.3)::
 
     s_j  = grad_u E(s, u_j) / T,   E(s, u) = min_k Q_k(s, tanh u)   (energy_on="post_tanh")
                                    E(s, u) = min_k Q_k(s, u)        (energy_on="pre_tanh")
+    s_j  = grad_u [E(s, u_j) / T + sum_d log(1 - tanh(u_jd)^2)]     (energy_on="post_tanh_jacobian")
     u   <- u + eps * phi(u),       log q <- log q - eps * Tr grad phi(u)
 
 The field and the trace come from :mod:`maxbench.algos.svgd` (``svgd_field_and_trace``); when
@@ -33,7 +34,11 @@ from maxbench.algos.svgd import (
 __all__ = ["ENERGY_INPUTS", "SteinSample", "acting_field", "squashed_log_prob", "stein_sample"]
 
 #: Where the critic is evaluated during the SVGD steps (spec §1.2, "Decision, energy input").
-ENERGY_INPUTS = ("post_tanh", "pre_tanh")
+#: ``"post_tanh_jacobian"`` adds the tanh log-Jacobian to the target's log-density in u-space, so
+#: that the particles target exactly the u-space image of ``exp(min Q(s, a) / T) da``: without it
+#: the u-space target ``exp(min Q(s, tanh u) / T)`` is flat (improper) where tanh saturates, and
+#: the kernel's repulsion can push particles there without bound.
+ENERGY_INPUTS = ("post_tanh", "pre_tanh", "post_tanh_jacobian")
 
 
 @dataclass
@@ -78,13 +83,17 @@ def _score(
     energy: CriticEnergy, u: torch.Tensor, energy_on: str, temperature: float
 ) -> torch.Tensor:
     """``grad_u E(s, u) / T`` for the chosen energy input (chain rule through tanh if needed)."""
-    if energy_on == "post_tanh":
-        a = torch.tanh(u)
-        _, grad_a = energy.min_q_and_grad(a, create_graph=torch.is_grad_enabled())
-        score = grad_a * (1.0 - a * a)
-    else:
+    if energy_on == "pre_tanh":
         _, score = energy.min_q_and_grad(u, create_graph=torch.is_grad_enabled())
-    return score if temperature == 1.0 else score / temperature
+        return score if temperature == 1.0 else score / temperature
+    a = torch.tanh(u)
+    _, grad_a = energy.min_q_and_grad(a, create_graph=torch.is_grad_enabled())
+    score = grad_a * (1.0 - a * a)
+    if temperature != 1.0:
+        score = score / temperature
+    if energy_on == "post_tanh_jacobian":  # d/du sum_d log(1 - tanh(u_d)^2) = -2 tanh(u)
+        score = score - 2.0 * a
+    return score
 
 
 def stein_sample(
@@ -111,7 +120,8 @@ def stein_sample(
         n_steps: L.
         step_size: epsilon.
         kernel_sigma: RBF kernel std (float, fixed), or None for the adaptive bandwidth.
-        energy_on: ``"post_tanh"`` (maxbench default) or ``"pre_tanh"`` (the authors' code).
+        energy_on: ``"post_tanh"`` (maxbench default), ``"pre_tanh"`` (the authors' code) or
+            ``"post_tanh_jacobian"`` (the target in u-space includes the tanh log-Jacobian).
         temperature: T dividing the score (1 in the authors' code, or alpha).
 
     Returns:
