@@ -12,8 +12,9 @@ wall clock. The CPU-time ratio is the headline figure; both are printed.
    with their policy after a short warm-up (``learning_starts`` / ``random_exploration_steps``
    lowered) so that the timed blocks are in the steady state. A block is ``--train-block`` env
    steps of ``learn`` (collection, replay, gradient steps; no evaluation).
-   The matrix products of one more block of each (self time of the matmul kernels under
-   ``torch.profiler``) give the floor that no implementation of the same computation avoids.
+   The matrix products and activation functions of one more block of each (self time of those
+   kernels under ``torch.profiler``) give the floor that no implementation of the same
+   computation avoids.
 2. **Action-selection latency**: ``model.predict(obs)`` at batch 1 for the action sizes of Hopper,
    Walker2d, HalfCheetah and Ant (the -v5 envs' own observation and action spaces), untrained
    networks at default sizes, deterministic and stochastic.
@@ -43,6 +44,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no profiler start/stop lines
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
@@ -105,26 +107,33 @@ def train_benchmark(env_id: str, warmup: int, block: int, rounds: int) -> dict[s
     times = _interleaved({name: timer(m) for name, m in models.items()}, rounds)
     out = _summary(times)
     for name in ("SAC", "S2AC(phi,theta)"):
-        out[name]["matmul_cpu_s"] = matmul_time_per_step(models[name], block)
+        out[name]["floor_cpu_s"] = kernel_time_per_step(models[name], block)
     return out
 
 
-#: The matrix-product kernels whose self time makes the training floor.
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+#: The kernels whose self time makes the training floor: the matrix products (the networks'
+#: forward and backward passes, the SVGD kernel's and the critic gradient's) and the networks'
+#: activation functions with their derivatives (ELU for S2AC's networks, ReLU for SAC's).
+FLOOR_KERNELS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm"),
+    "activation": ("aten::elu", "aten::elu_backward", "aten::relu", "aten::threshold_backward"),
+}
 
 
-def matmul_time_per_step(model: Any, block: int) -> float:
-    """CPU seconds per env step spent inside matrix-product kernels during ``learn(block)``.
+def kernel_time_per_step(model: Any, block: int) -> dict[str, float]:
+    """CPU seconds per env step inside the :data:`FLOOR_KERNELS` during ``learn(block)``.
 
-    Profiled with ``torch.profiler`` (the self time of :data:`MATMUL_OPS`: the products of the
-    networks' forward and backward passes, the SVGD kernel's and the critic gradient's, nothing
-    else). Whatever an implementation does around them, these products remain: the sum is a floor
-    on the training time per env step of this algorithm at these sizes on this CPU.
+    Profiled with ``torch.profiler`` (self time per kernel family). Whatever an implementation
+    does around them, these products and activations of the algorithm's networks remain: their sum
+    is a floor on this algorithm's training time per env step at these sizes on this CPU.
     """
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         model.learn(block, reset_num_timesteps=False)
-    self_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS)
-    return self_us * 1e-6 / block
+    events = prof.key_averages()
+    return {
+        family: sum(e.self_cpu_time_total for e in events if e.key in names) * 1e-6 / block
+        for family, names in FLOOR_KERNELS.items()
+    }
 
 
 def predict_benchmark(env_id: str, calls: int, rounds: int) -> dict[str, Any]:
@@ -276,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         sac_cpu = train["SAC"]["cpu"]["median_s"]
         for name in ("SAC", "S2AC(phi,theta)"):
-            floor = train[name]["matmul_cpu_s"]
+            floor = train[name]["floor_cpu_s"]
+            both = floor["matmul"] + floor["activation"]
             print(
-                f"  {name}'s matrix products alone (profiled block, a floor): "
-                f"{floor * 1e3:.1f} ms/step = {floor / sac_cpu:.2f}x SAC's whole step"
+                f"  {name}, profiled block (a floor): matrix products {floor['matmul'] * 1e3:.1f} "
+                f"ms/step = {floor['matmul'] / sac_cpu:.2f}x SAC's whole step; with the "
+                f"activations {both * 1e3:.1f} ms/step = {both / sac_cpu:.2f}x"
             )
     if not args.skip_predict:
         for env_id in PREDICT_ENVS:
