@@ -50,7 +50,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
-from stable_baselines3.common.logger import configure  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
 
 from maxbench.algos.s2ac import S2AC  # noqa: E402
 
@@ -71,7 +71,7 @@ def _make(name: str, env: Any, warmup: int) -> Any:
     if cls is S2AC:
         kwargs["random_exploration_steps"] = warmup
     model = cls("MlpPolicy", env, seed=0, device="cpu", **kwargs)
-    model.set_logger(configure(None, []))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> temp folder
     return model
 
 
