@@ -61,11 +61,13 @@ def worker(algorithm: str, seed: int, args: dict[str, int], results: Any) -> Non
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
         from stable_baselines3 import SAC
+        from stable_baselines3.common.logger import Logger
 
         from maxbench.algos.bsac import BSAC
 
         cls = {"SAC": SAC, "BSAC": BSAC}[algorithm]
         model = cls("MlpPolicy", ENV_ID, seed=seed, learning_starts=args["learning_starts"])
+        model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> temp folder
         model.learn(total_timesteps=args["warmup"])
         before = model.num_timesteps
         wall, cpu = time.perf_counter(), time.process_time()

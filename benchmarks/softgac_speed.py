@@ -55,6 +55,7 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
 
 from maxbench.algos.softgac import SoftGAC  # noqa: E402
 
@@ -104,6 +105,7 @@ def time_training(configs: list[TrainingConfig], warmup: int, steps: int, repeat
     models = {}
     for config in configs:
         model = config.build(0)
+        model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> temp folder
         model.learn(warmup)
         models[config.key] = model
     samples: dict[str, list[float]] = {config.key: [] for config in configs}

@@ -142,6 +142,7 @@ def worker(
 
         import torch
         from stable_baselines3 import SAC
+        from stable_baselines3.common.logger import Logger
 
         torch.set_num_threads(threads)
         # Raises RuntimeError if already set or parallel work has already started.
@@ -149,6 +150,7 @@ def worker(
             torch.set_num_interop_threads(1)
 
         model = SAC("MlpPolicy", ENV_ID, seed=seed, learning_starts=learning_starts, verbose=0)
+        model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> temp folder
         model.learn(total_timesteps=warmup)
 
         barrier.wait()
