@@ -82,7 +82,9 @@ def acting_field(u: torch.Tensor, scores: torch.Tensor, sigma: SigmaLike = None)
 def _score(
     energy: CriticEnergy, u: torch.Tensor, energy_on: str, temperature: float
 ) -> torch.Tensor:
-    """``grad_u E(s, u) / T`` for the chosen energy input (chain rule through tanh if needed)."""
+    """The score for the chosen energy input: ``grad_u E(s, u) / T`` (chain rule through tanh
+    for the post-tanh inputs), plus ``grad_u sum_d log(1 - tanh(u_d)^2)`` for
+    ``"post_tanh_jacobian"``."""
     if energy_on == "pre_tanh":
         _, score = energy.min_q_and_grad(u, create_graph=torch.is_grad_enabled())
         return score if temperature == 1.0 else score / temperature
