@@ -93,6 +93,7 @@ def goal_coverage(agent, episodes: int) -> tuple[np.ndarray, int, float]:
         else:
             misses += 1
         returns.append(episode_return)
+    env.close()
     return hits, misses, float(np.mean(returns))
 
 
