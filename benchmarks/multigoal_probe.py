@@ -33,7 +33,6 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
@@ -41,6 +40,7 @@ from stable_baselines3.common.logger import Logger  # noqa: E402
 
 import maxbench.envs  # noqa: E402,F401  (registers MultiGoal-v0)
 from maxbench.algos import SoftGAC  # noqa: E402
+from maxbench.algos.s2ac.multigoal import run_episodes  # noqa: E402
 
 #: The probe states: the origin and two units out towards each goal.
 PROBE_STATES = np.array([[0, 0], [2, 0], [-2, 0], [0, 2], [0, -2]], dtype=np.float32)
@@ -77,24 +77,11 @@ def make_agent(algo: str, ent_coef: str, seed: int, overrides: dict[str, object]
 
 def goal_coverage(agent, episodes: int) -> tuple[np.ndarray, int, float]:
     """Hits per goal, episodes without a goal and mean return over stochastic test episodes."""
-    env = gym.make("MultiGoal-v0")
-    hits, misses, returns = np.zeros(len(GOAL_DIRECTIONS), dtype=int), 0, []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=1000 + episode)
-        done, episode_return, info = False, 0.0, {}
-        while not done:
-            action, _ = agent.predict(obs, deterministic=False)
-            obs, reward, terminated, truncated, info = env.step(action)
-            episode_return += float(reward)
-            done = terminated or truncated
-        goal = info.get("goal_index", -1)
-        if goal >= 0:
-            hits[goal] += 1
-        else:
-            misses += 1
-        returns.append(episode_return)
-    env.close()
-    return hits, misses, float(np.mean(returns))
+    played = run_episodes(agent, "MultiGoal-v0", episodes, deterministic=False)
+    goals = np.array([episode.goal for episode in played])
+    hits = np.bincount(goals[goals >= 0], minlength=len(GOAL_DIRECTIONS))
+    mean_return = float(np.mean([episode.episode_return for episode in played]))
+    return hits, int((goals < 0).sum()), mean_return
 
 
 def policy_probe(agent, samples: int = 2000) -> tuple[np.ndarray, float]:

@@ -147,7 +147,8 @@ def _load_model(run: MultigoalRun) -> Any:
     return cls.load(run.folder / MODEL_ZIP, device="cpu")
 
 
-def _run_episodes(model: Any, env_id: str, n: int, deterministic: bool) -> list[Episode]:
+def run_episodes(model: Any, env_id: str, n: int, deterministic: bool) -> list[Episode]:
+    """``n`` test episodes of ``model`` on ``env_id`` (reset seeds 0 ... n - 1)."""
     import gymnasium as gym
 
     import maxbench.envs  # noqa: F401  (registers the multi-goal ids)
@@ -220,7 +221,7 @@ def evaluate_agents(
             torch.manual_seed(seed + run.seed)
             np.random.seed(seed + run.seed)
             groups[key].seeds.append(run.seed)
-            groups[key].episodes.extend(_run_episodes(model, env_id, episodes, deterministic))
+            groups[key].episodes.extend(run_episodes(model, env_id, episodes, deterministic))
     return list(groups.values())
 
 
