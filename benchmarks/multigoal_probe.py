@@ -20,7 +20,12 @@ Usage::
 
 The schedule is suites/softgac-multigoal.yaml's (batch 100, learning starts 1000, UTD 2; SoftGAC
 with policy delay 2 and without the input LayerNorm), SAC's is suites/multigoal.yaml's;
-``--hyperparams`` (JSON) overrides or adds constructor arguments.
+``--hyperparams`` (JSON) overrides or adds constructor arguments. SoftGAC runs the authors' actor
+and critic target unless ``--suite-options`` adds the two maxbench options that
+suites/softgac-multigoal.yaml sets (with its ``--ent-coef 15``): the actor's state encoder
+(``net_arch: {pi: [256, 256]}``) and ``log_volume_bonus``::
+
+    .venv/bin/python benchmarks/multigoal_probe.py --algo softgac --ent-coef 15 --suite-options
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ from maxbench.algos.s2ac.multigoal import run_episodes  # noqa: E402
 PROBE_STATES = np.array([[0, 0], [2, 0], [-2, 0], [0, 2], [0, -2]], dtype=np.float32)
 #: Unit directions towards the goals (5, 0), (-5, 0), (0, 5), (0, -5).
 GOAL_DIRECTIONS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
+
+#: The maxbench options of suites/softgac-multigoal.yaml (README, "Multi-goal checks").
+SOFTGAC_SUITE_OPTIONS: dict[str, object] = {
+    "log_volume_bonus": True,
+    "policy_kwargs": {"input_layer_norm": False, "net_arch": {"pi": [256, 256], "qf": [256, 256]}},
+}
 
 SCHEDULES: dict[str, dict[str, object]] = {
     "softgac": {
@@ -117,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=20, help="stochastic test episodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hyperparams", default="{}", help="JSON constructor overrides")
+    parser.add_argument(
+        "--suite-options",
+        action="store_true",
+        help="SoftGAC with the state encoder and log_volume_bonus of suites/softgac-multigoal.yaml",
+    )
     args = parser.parse_args(argv)
     try:
         overrides = json.loads(args.hyperparams)
@@ -124,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hyperparams is not JSON: {error}")
     if not isinstance(overrides, dict):
         parser.error("--hyperparams must be a JSON object")
+    if args.suite_options:
+        if args.algo != "softgac":
+            parser.error("--suite-options is for --algo softgac")
+        overrides = {**SOFTGAC_SUITE_OPTIONS, **overrides}
     torch.set_num_threads(1)
     agent = make_agent(args.algo, args.ent_coef, args.seed, overrides)
     print(

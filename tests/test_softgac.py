@@ -18,6 +18,7 @@ from sb3_contrib.crossq.policies import CrossQCritic
 from stable_baselines3.common.policies import ContinuousCritic
 from torch.distributions import Normal, kl_divergence
 
+import maxbench.envs  # noqa: F401  (registers MultiGoal-v0)
 from maxbench.algos.softgac import (
     SIGMA_SQ_EPS,
     BridgeNetwork,
@@ -384,6 +385,26 @@ class TestSoftGACContract(SB3Contract):
     )
 
 
+class TestSoftGACMultiGoalOptionsContract(SB3Contract):
+    """SoftGAC as suites/softgac-multigoal.yaml runs it: state encoder, log-volume bonus,
+    constant alpha, on the multi-goal env."""
+
+    algorithm = SoftGAC
+    env_id = "MultiGoal-v0"
+    hyperparams = {
+        **TINY,
+        "ent_coef": 15.0,
+        "log_volume_bonus": True,
+        "policy_kwargs": {
+            **TINY_POLICY,
+            "input_layer_norm": False,
+            "net_arch": {"pi": [16, 16], "qf": [16]},
+        },
+    }
+    learn_steps = 32
+    logger_keys = ("train/actor_loss", "train/critic_loss", "train/control_energy")
+
+
 def test_input_layer_norm_option_drops_the_input_norm_and_survives_save_load(tmp_path) -> None:
     """Without the input LayerNorm the step sees its raw input: scaling [s, z] changes the
     hidden layer (with it, LayerNorm makes the step blind to that scale)."""
@@ -421,3 +442,78 @@ def test_input_layer_norm_option_drops_the_input_norm_and_survives_save_load(tmp
     np.testing.assert_array_equal(
         loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
     )
+
+
+def test_state_encoder_option_feeds_an_mlp_of_the_state_to_every_step(tmp_path) -> None:
+    """``net_arch: {pi: [...]}`` puts a ReLU MLP between the features and the bridge; the default
+    and a list ``net_arch`` (the critic's alone) keep the authors' actor."""
+    assert tiny_model().actor.state_encoder is None
+    assert SoftGAC("MlpPolicy", "Pendulum-v1").actor.state_encoder is None
+    policy_kwargs = {**TINY_POLICY, "net_arch": {"pi": [8, 8], "qf": [16]}}
+    model = filled_model(policy_kwargs=policy_kwargs)
+    encoder = model.actor.state_encoder
+    layers = [module for module in encoder if isinstance(module, torch.nn.Linear)]
+    assert [(layer.in_features, layer.out_features) for layer in layers] == [(3, 8), (8, 8)]
+    assert isinstance(encoder[-1], torch.nn.ReLU)
+    # every bridge step sees [encoder(s), z_k]: 8 + 1 inputs
+    assert all(step.hidden_weight.shape[1] == 9 for step in model.actor.bridge.steps)
+    critic_layers = [m for m in model.critic.q_networks[0] if isinstance(m, torch.nn.Linear)]
+    assert [layer.out_features for layer in critic_layers] == [16, 1]
+
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(6)]))
+    base, noise = sample_bridge_noise(6, 3, 1)
+    with torch.no_grad():
+        path = model.actor.path_from_noise(obs, base, noise)
+        by_hand = model.actor.bridge.path(encoder(obs), base, noise)
+    torch.testing.assert_close(path.latents, by_hand.latents)
+
+    loss, _ = model._actor_loss(obs, torch.tensor(0.1))
+    model.actor.optimizer.zero_grad()
+    loss.backward(inputs=list(model.actor.parameters()))
+    for name, param in encoder.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+    model.save(tmp_path / "m.zip")
+    loaded = SoftGAC.load(tmp_path / "m.zip")
+    assert loaded.actor.state_encoder_arch == [8, 8]
+    np.testing.assert_array_equal(
+        loaded.predict(obs.numpy(), deterministic=True)[0],
+        model.predict(obs.numpy(), deterministic=True)[0],
+    )
+
+
+@pytest.mark.parametrize("action_dim", [1, 2])
+def test_log_volume_bonus_adds_alpha_log_volume_to_the_soft_target(action_dim: int) -> None:
+    """With ``log_volume_bonus`` every non-terminal target rises by gamma alpha d log 2."""
+    env_id = "Pendulum-v1" if action_dim == 1 else "MultiGoal-v0"
+    models = [
+        SoftGAC("MlpPolicy", env_id, seed=0, **{**TINY, "log_volume_bonus": bonus})
+        for bonus in (False, True)
+    ]
+    models[0].learn(40)
+    models[1].set_parameters(models[0].get_parameters())
+    data = models[0].replay_buffer.sample(16)
+    alpha = torch.tensor(0.37)
+    losses = []
+    for model in models:
+        torch.manual_seed(3)
+        with torch.no_grad():
+            losses.append(model._critic_loss(data, alpha))
+    assert models[1].log_action_volume == pytest.approx(action_dim * math.log(2.0))
+    shift = models[0].gamma * 0.37 * action_dim * math.log(2.0)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        path = models[0].actor.sample_path(data.next_observations)
+        next_q = torch.cat(
+            models[0].critic_target(data.next_observations, torch.tanh(path.final_latent)), 1
+        )
+        soft = next_q.min(1, keepdim=True).values - alpha * control_energy(path)[:, None]
+        target = data.rewards + (1 - data.dones) * models[0].gamma * soft
+        q1, q2 = models[0].critic(data.observations, data.actions)
+        shifted = target + (1 - data.dones) * shift
+        expected = [
+            0.5 * (((q1 - t) ** 2).mean() + ((q2 - t) ** 2).mean()) for t in (target, shifted)
+        ]
+    torch.testing.assert_close(losses[0], expected[0])
+    torch.testing.assert_close(losses[1], expected[1])
+    assert not torch.allclose(expected[0], expected[1])

@@ -24,6 +24,7 @@ from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     FlattenExtractor,
+    create_mlp,
     get_actor_critic_arch,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -51,6 +52,12 @@ class BridgeActor(BasePolicy):
         normalize_images: SB3's image normalisation flag.
         input_layer_norm: each step's LayerNorm over [s, z_k] (the authors'; see
             :class:`~maxbench.algos.softgac.bridge.BridgeStep` for when to turn it off).
+        state_encoder_arch: hidden sizes of an MLP (``activation_fn`` after every layer) that
+            maps the features to the ``s`` every bridge step sees; empty (the default) feeds
+            the features directly, as the authors do. A maxbench option: each bridge step has
+            one hidden layer over [s, z_k], which learns a state-dependent drift over a
+            2-D state (the multi-goal envs) only very slowly (README, "Multi-goal checks").
+        activation_fn: the state encoder's activation.
     """
 
     action_space: spaces.Box
@@ -65,6 +72,8 @@ class BridgeActor(BasePolicy):
         bridge_hidden_size: int = 256,
         normalize_images: bool = True,
         input_layer_norm: bool = True,
+        state_encoder_arch: list[int] | tuple[int, ...] = (),
+        activation_fn: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__(
             observation_space,
@@ -77,8 +86,17 @@ class BridgeActor(BasePolicy):
         self.n_bridge_steps = n_bridge_steps
         self.bridge_hidden_size = bridge_hidden_size
         self.input_layer_norm = input_layer_norm
+        self.state_encoder_arch = list(state_encoder_arch)
+        self.activation_fn = activation_fn
+        self.state_encoder: nn.Module | None = None
+        bridge_state_dim = features_dim
+        if self.state_encoder_arch:
+            self.state_encoder = nn.Sequential(
+                *create_mlp(features_dim, -1, self.state_encoder_arch, activation_fn)
+            )
+            bridge_state_dim = self.state_encoder_arch[-1]
         self.bridge = BridgeNetwork(
-            features_dim,
+            bridge_state_dim,
             get_action_dim(action_space),
             n_bridge_steps,
             bridge_hidden_size,
@@ -92,9 +110,18 @@ class BridgeActor(BasePolicy):
             n_bridge_steps=self.n_bridge_steps,
             bridge_hidden_size=self.bridge_hidden_size,
             input_layer_norm=self.input_layer_norm,
+            state_encoder_arch=self.state_encoder_arch,
+            activation_fn=self.activation_fn,
             features_extractor=self.features_extractor,
         )
         return data
+
+    def bridge_state(self, obs: PyTorchObs) -> torch.Tensor:
+        """``(B, ·)``, the s every bridge step sees: the features, through the state encoder."""
+        features = self.extract_features(obs, self.features_extractor)
+        if self.state_encoder is None:
+            return features
+        return self.state_encoder(features)
 
     def sample_path(
         self, obs: PyTorchObs, n_particles: int = 1, scheme: str = "random"
@@ -104,7 +131,7 @@ class BridgeActor(BasePolicy):
         The features are computed once per observation and repeated, so a path's row ``b m + j``
         belongs to observation ``b``.
         """
-        features = self.extract_features(obs, self.features_extractor)
+        features = self.bridge_state(obs)
         if n_particles > 1:
             features = features.repeat_interleave(n_particles, dim=0)
         base, noise = sample_bridge_noise(
@@ -122,12 +149,12 @@ class BridgeActor(BasePolicy):
         self, obs: PyTorchObs, base_latent: torch.Tensor, step_noise: torch.Tensor
     ) -> BridgePath:
         """The path from given noises (z_0 ``(B, d)``, eps ``(B, K, d)``)."""
-        features = self.extract_features(obs, self.features_extractor)
+        features = self.bridge_state(obs)
         return self.bridge.path(features, base_latent, step_noise)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         """``(B, d)`` actions in [-1, 1]^d; deterministic means every noise is zero (spec §3)."""
-        features = self.extract_features(obs, self.features_extractor)
+        features = self.bridge_state(obs)
         return torch.tanh(self.bridge.final_latent(features, deterministic=deterministic))
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
@@ -142,9 +169,13 @@ class SoftGACPolicy(BasePolicy):
         action_space: the action space.
         lr_schedule: learning-rate schedule (its value at progress 1 initialises the optimizers).
         net_arch: the critic's hidden layers, a list or ``{"qf": [...]}``; default ``[256, 256]``
-            for ``"twin"`` and sb3-contrib's CrossQ default ``[1024, 1024]`` for ``"crossq"``. (The
-            actor's architecture is the bridge's: ``n_bridge_steps`` and ``bridge_hidden_size``.)
-        activation_fn: the critic's activation (ReLU, as in SB3's SAC and the authors' critic).
+            for ``"twin"`` and sb3-contrib's CrossQ default ``[1024, 1024]`` for ``"crossq"``.
+            ``{"pi": [...], "qf": [...]}`` adds the actor's state encoder, an MLP in front of the
+            bridge (:class:`BridgeActor`; default none, the authors' actor). A list is the
+            critic's alone (unlike SB3's SAC, where it is both): the actor is the bridge, whose
+            sizes are ``n_bridge_steps`` and ``bridge_hidden_size``.
+        activation_fn: the critic's (and the state encoder's) activation (ReLU, as in SB3's
+            SAC and the authors' critic).
         n_bridge_steps: K, bridge steps (spec §3 default 6).
         bridge_hidden_size: H, each step's hidden width (256 for MuJoCo/Box2D).
         input_layer_norm: each bridge step's LayerNorm over [s, z_k] (default on, the authors');
@@ -209,7 +240,11 @@ class SoftGACPolicy(BasePolicy):
             net_arch = [1024, 1024] if critic_type == "crossq" else [256, 256]
         if isinstance(net_arch, dict):
             net_arch = {"pi": [], **net_arch}
-        _, critic_arch = get_actor_critic_arch(net_arch)
+            if "qf" not in net_arch:
+                net_arch["qf"] = [1024, 1024] if critic_type == "crossq" else [256, 256]
+            state_encoder_arch, critic_arch = get_actor_critic_arch(net_arch)
+        else:  # a list is the critic's alone: the actor is the bridge
+            state_encoder_arch, critic_arch = [], list(net_arch)
 
         self.net_arch = net_arch
         self.activation_fn = activation_fn
@@ -228,6 +263,8 @@ class SoftGACPolicy(BasePolicy):
             "n_bridge_steps": n_bridge_steps,
             "bridge_hidden_size": bridge_hidden_size,
             "input_layer_norm": input_layer_norm,
+            "state_encoder_arch": state_encoder_arch,
+            "activation_fn": activation_fn,
             "normalize_images": normalize_images,
         }
         self.critic_kwargs: dict[str, Any] = {

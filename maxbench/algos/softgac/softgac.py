@@ -11,6 +11,7 @@ The algorithm is SAC with two substitutions (arXiv 2605.08733; authors' code
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +69,8 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             ``policy_kwargs`` ``n_bridge_steps`` (6) and ``bridge_hidden_size`` (256);
             ``input_layer_norm=False`` drops each step's input LayerNorm, which discards half of
             a 4-number input such as Pendulum's (:class:`SoftGACPolicy`).
+            ``net_arch={"pi": [...], "qf": [...]}`` adds a state encoder (an MLP) in front of
+            the bridge; a list ``net_arch`` is the critic's alone.
         env: the environment (continuous actions).
         learning_rate: actor and critic learning rate (3e-4, the authors').
         buffer_size, learning_starts, batch_size, tau, gamma, train_freq: as in SB3's SAC;
@@ -89,6 +92,13 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             CrossQ critic: BatchRenorm, no target network, joint forward pass of (s, a) and
             (s', a')); passed on to the policy.
         target_update_interval: Polyak-update the target critics every this many gradient steps.
+        log_volume_bonus: add alpha log|A| (|A| = 2^d, the volume of the tanh box) to the
+            critic target's soft term, which becomes -alpha (C - log|A|), a lower bound of SAC's
+            entropy bonus alpha H(pi), instead of the authors' -alpha C, a bound of
+            -alpha KL(pi || uniform) (False, the authors'). The two differ by a constant per
+            step, so they agree where episodes never terminate; where they do (the multi-goal
+            envs end at a goal, Hopper when it falls) SAC's convention pays the agent for every
+            step it stays, the authors' charges it. A maxbench option (README, deviations).
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device,
             _init_setup_model: as in SB3.
 
@@ -107,6 +117,10 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
     * Hidden size: H = 256 by default (spec §3 for MuJoCo/Box2D); the authors' config file uses 512.
     * Base law: only the authors' default, the logistic z_0 = atanh(U) (their config also
       offers a standard normal z_0).
+    * Options the authors do not have, both off by default: a state encoder in front of the
+      bridge (``policy_kwargs: {net_arch: {pi: [...]}}``, :class:`BridgeActor`) and
+      ``log_volume_bonus``; suites/softgac-multigoal.yaml turns both on (README, "Multi-goal
+      checks", says why).
     * Optimizers: Adam (lr 3e-4) for actor and critic as in SB3, the fused kernel by default; the
       authors' critic Adam has beta1 = 0.5 (CrossQ's), which maxbench uses with
       ``critic_type="crossq"`` (for actor and critic, as sb3-contrib's CrossQ does).
@@ -145,6 +159,7 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         particle_scheme: str = "random",
         critic_type: str = "twin",
         target_update_interval: int = 1,
+        log_volume_bonus: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -202,6 +217,7 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         self.n_particles = n_particles
         self.particle_scheme = particle_scheme
         self.target_update_interval = target_update_interval
+        self.log_volume_bonus = log_volume_bonus
         self.log_ent_coef: torch.Tensor | None = None
         self.ent_coef_optimizer: torch.optim.Adam | None = None
         if _init_setup_model:
@@ -212,6 +228,8 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         super()._setup_model()
         self._create_aliases()
         self.control_energy_target = self._resolve_energy_target()
+        #: log|A| of the tanh box [-1, 1]^d, added to the soft target with log_volume_bonus.
+        self.log_action_volume = int(np.prod(self.action_space.shape)) * math.log(2.0)
         if self.critic_target is not None:
             self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
             self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
@@ -262,12 +280,17 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         return self.ent_coef_tensor
 
     def _critic_loss(self, replay_data: Any, alpha: torch.Tensor) -> torch.Tensor:
-        """Twin-critic MSE to r + gamma (1 - d)(min Qbar(s', a') - alpha C(s', tau')) (spec §3)."""
+        """Twin-critic MSE to r + gamma (1 - d)(min Qbar(s', a') - alpha C(s', tau')) (spec §3).
+
+        With ``log_volume_bonus`` the soft term is -alpha (C(s', tau') - log|A|).
+        """
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with torch.no_grad():
             next_path = self.actor.sample_path(replay_data.next_observations)
             next_actions = torch.tanh(next_path.final_latent)
             next_energy = control_energy(next_path).reshape(-1, 1)
+            if self.log_volume_bonus:
+                next_energy = next_energy - self.log_action_volume
         if self.critic_target is not None:
             with torch.no_grad():
                 next_q = torch.cat(
