@@ -449,6 +449,11 @@ def test_state_encoder_option_feeds_an_mlp_of_the_state_to_every_step(tmp_path) 
     and a list ``net_arch`` (the critic's alone) keep the authors' actor."""
     assert tiny_model().actor.state_encoder is None
     assert SoftGAC("MlpPolicy", "Pendulum-v1").actor.state_encoder is None
+    encoder_only = SoftGAC("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": {"pi": [8]}})
+    default_critic = [
+        m for m in encoder_only.critic.q_networks[0] if isinstance(m, torch.nn.Linear)
+    ]
+    assert [layer.out_features for layer in default_critic] == [256, 256, 1]
     policy_kwargs = {**TINY_POLICY, "net_arch": {"pi": [8, 8], "qf": [16]}}
     model = filled_model(policy_kwargs=policy_kwargs)
     encoder = model.actor.state_encoder

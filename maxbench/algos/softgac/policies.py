@@ -236,12 +236,11 @@ class SoftGACPolicy(BasePolicy):
             squash_output=True,
             normalize_images=normalize_images,
         )
+        default_critic_arch = [1024, 1024] if critic_type == "crossq" else [256, 256]
         if net_arch is None:
-            net_arch = [1024, 1024] if critic_type == "crossq" else [256, 256]
+            net_arch = default_critic_arch
         if isinstance(net_arch, dict):
-            net_arch = {"pi": [], **net_arch}
-            if "qf" not in net_arch:
-                net_arch["qf"] = [1024, 1024] if critic_type == "crossq" else [256, 256]
+            net_arch = {"pi": [], "qf": default_critic_arch, **net_arch}
             state_encoder_arch, critic_arch = get_actor_critic_arch(net_arch)
         else:  # a list is the critic's alone: the actor is the bridge
             state_encoder_arch, critic_arch = [], list(net_arch)
