@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,17 +94,115 @@ def write_evals(folder: Path, rows: list[EvalRow]) -> None:
 
 
 def read_evals(folder: Path) -> list[EvalRow]:
-    """Read evals.csv (empty list when there is none)."""
+    """Read evals.csv (empty list when there is none).
+
+    Raises :class:`DamagedCellError` (a ValueError) naming the row when the file is not what
+    :func:`write_evals` writes: a missing column, a short row, a number that does not parse,
+    returns and lengths of different counts.
+    """
     path = Path(folder) / EVALS_CSV
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        return [
-            EvalRow(
-                timestep=int(record["timestep"]),
-                wall_time_s=float(record["wall_time_s"]),
-                returns=tuple(float(r) for r in record["returns"].split()),
-                lengths=tuple(int(n) for n in record["lengths"].split()),
-            )
-            for record in csv.DictReader(handle)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [
+            c
+            for c in ("timestep", "wall_time_s", "returns", "lengths")
+            if c not in (reader.fieldnames or ())
         ]
+        if missing:
+            raise DamagedCellError(f"{EVALS_CSV} lacks the column(s) {', '.join(missing)}")
+        rows = []
+        for number, record in enumerate(reader, start=2):
+            try:
+                row = EvalRow(
+                    timestep=int(record["timestep"]),
+                    wall_time_s=float(record["wall_time_s"]),
+                    returns=tuple(float(r) for r in record["returns"].split()),
+                    lengths=tuple(int(n) for n in record["lengths"].split()),
+                )
+            except (TypeError, ValueError, AttributeError):
+                raise DamagedCellError(f"{EVALS_CSV} line {number} is damaged") from None
+            if not row.returns or len(row.returns) != len(row.lengths):
+                raise DamagedCellError(
+                    f"{EVALS_CSV} line {number}: {len(row.returns)} returns and "
+                    f"{len(row.lengths)} lengths"
+                )
+            rows.append(row)
+        return rows
+
+
+DAMAGED = "damaged"
+_KNOWN_STATUSES = (PENDING, RUNNING, FINISHED, FAILED, INTERRUPTED)
+
+
+class DamagedCellError(ValueError):
+    """A file of a cell's folder cannot be read as what maxbench wrote there."""
+
+
+@dataclass(frozen=True)
+class CellFiles:
+    """What a cell's folder holds, read tolerantly: damage is a reason, never an exception.
+
+    ``run`` is run.json (None when absent or damaged), ``evals`` the rows of evals.csv (empty
+    when absent or damaged), ``damage`` one line naming the damaged file and what is wrong with
+    it (None when every file present could be read). Commands list damaged cells and step over
+    them (issue 16: one tolerant reader for ``run``, ``report``, ``multigoal`` and the loader).
+    """
+
+    folder: Path
+    run: dict[str, Any] | None
+    evals: list[EvalRow]
+    damage: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``damaged`` when a file is damaged, else run.json's status (``pending`` without one)."""
+        if self.damage is not None:
+            return DAMAGED
+        return str(self.run.get("status", PENDING)) if self.run else PENDING
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        """The cell's spec from run.json, or None (a cell that failed before it had one)."""
+        spec = (self.run or {}).get("spec")
+        return spec if isinstance(spec, dict) else None
+
+
+def _check_run_json(run: Any) -> dict[str, Any]:
+    if not isinstance(run, dict):
+        raise DamagedCellError(f"{RUN_JSON} is not a JSON object (a {type(run).__name__})")
+    status = run.get("status", PENDING)
+    if status not in _KNOWN_STATUSES:
+        raise DamagedCellError(f"{RUN_JSON} has an unknown status {status!r}")
+    for key in ("spec", "timings", "final", "provenance"):
+        if key in run and run[key] is not None and not isinstance(run[key], dict):
+            raise DamagedCellError(f"{RUN_JSON}: '{key}' is not an object")
+    return run
+
+
+def _describe_read_error(name: str, err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"{name} is not valid JSON (line {err.lineno}: {err.msg})"
+    if isinstance(err, UnicodeDecodeError):
+        return f"{name} is not UTF-8 text"
+    if isinstance(err, OSError):
+        return f"{name} cannot be read ({err.strerror or err})"
+    return f"{name}: {err}"
+
+
+def read_cell(folder: Path) -> CellFiles:
+    """Read a cell's run.json and evals.csv; any damage becomes :attr:`CellFiles.damage`."""
+    folder = Path(folder)
+    run: dict[str, Any] | None = None
+    try:
+        path = folder / RUN_JSON
+        if path.exists():
+            run = _check_run_json(read_json(path))
+    except (OSError, ValueError) as err:
+        return CellFiles(folder, None, [], _describe_read_error(RUN_JSON, err))
+    try:
+        evals = read_evals(folder)
+    except (OSError, ValueError) as err:
+        return CellFiles(folder, run, [], _describe_read_error(EVALS_CSV, err))
+    return CellFiles(folder, run, evals)
