@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from maxbench import __version__
-from maxbench.errors import UserInputError
+from maxbench.errors import exit_2_on_user_error
 
 app = typer.Typer(
     name="maxbench",
@@ -25,21 +24,9 @@ app = typer.Typer(
 )
 # Piped output (CI logs, files) gets 120 columns instead of rich's default 80, unless COLUMNS says.
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def user_errors(command: F) -> F:
-    """Turn a UserInputError into one line on stderr and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserInputError as err:
-            typer.echo(f"error: {err}", err=True)  # plain text: one line, never markup
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+user_errors = exit_2_on_user_error  # the name the command modules and tests use
 
 
 def _version(value: bool) -> None:
@@ -70,7 +57,7 @@ def validate(
     cells = expand_suite(loaded.suite, loaded.name)
     s = loaded.suite
     console.print(
-        f"[green]valid[/]: suite '{loaded.name}': {len(s.algorithms)} algorithms × "
+        f"[green]valid[/]: suite '{escape(loaded.name)}': {len(s.algorithms)} algorithms × "
         f"{len(s.environments)} environments × {len(s.seed_list)} seeds = {len(cells)} cells, "
         f"{sum(c.budget for c in cells):,} env steps in all"
     )
@@ -91,6 +78,32 @@ def run(
     ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed cells again (from their checkpoint).")
+    ] = False,
+    reset_damaged: Annotated[
+        bool,
+        typer.Option(
+            "--reset-damaged",
+            help="Move each damaged cell's folder aside (renamed seed_<n>.damaged-<UTC time>, "
+            "nothing deleted) and start the cell again. Without it, damaged cells are listed "
+            "and stepped over.",
+        ),
+    ] = False,
+    rerun_changed: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-changed",
+            help="Cells run with other settings than the suite's now (a budget, a "
+            "hyperparameter, anything that determines the results; a bigger budget too): move "
+            "their folders aside (seed_<n>.changed-<UTC time>) and start them again.",
+        ),
+    ] = False,
+    keep_changed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-changed",
+            help="Cells run with other settings: keep their old results; finished ones stay "
+            "skipped, unfinished ones are not resumed under the new settings.",
+        ),
     ] = False,
     only: Annotated[
         str | None,
@@ -113,19 +126,25 @@ def run(
 ) -> None:
     """Run a suite: every (algorithm, environment, seed) cell, resuming unfinished ones.
 
-    Exit status: 0 when every cell has finished, 1 when some cell failed or did not finish,
-    2 for bad input, 130 when interrupted.
+    A damaged cell (a file of its folder cannot be read) is named with its reason and stepped
+    over; --reset-damaged moves its folder aside and starts it again. When the suite was edited
+    since a cell ran (its run.json holds other settings, a bigger budget included), run refuses
+    until --rerun-changed or --keep-changed says what to do with such cells.
+
+    Exit status: 0 when every cell has finished, 1 when some cell failed, is damaged or did not
+    finish, 2 for bad input (changed cells without a choice included), 130 when interrupted.
     """
     from maxbench.suite.runner import plan_suite, run_suite
 
+    choices = {
+        "retry_failed": retry_failed,
+        "reset_damaged": reset_damaged,
+        "rerun_changed": rerun_changed,
+        "keep_changed": keep_changed,
+    }
     if dry_run:
-        name, planned = plan_suite(suite, out, only=only, retry_failed=retry_failed)
-        table = Table(title=f"{name}: {len(planned)} cells (dry run, nothing is written)")
-        for column in ("cell", "budget", "action", "from step"):
-            table.add_column(column)
-        for item in planned:
-            table.add_row(item.cell.key, f"{item.cell.budget:,}", item.action, str(item.done_steps))
-        console.print(table)
+        name, planned = plan_suite(suite, out, only=only, **choices)
+        _print_plan(name, planned)
         return
     outcome = run_suite(
         suite,
@@ -133,12 +152,40 @@ def run(
         workers=workers,
         threads=threads,
         only=only,
-        retry_failed=retry_failed,
         console=console,
         backend=backend,
         address=address,
+        **choices,
     )
     raise typer.Exit(outcome.exit_code)
+
+
+def _print_plan(name: str, planned: list[Any]) -> None:
+    """The dry run's table, and what a real run would refuse or step over."""
+    from maxbench.suite.plan import changed_refusal
+
+    table = Table(title=escape(f"{name}: {len(planned)} cells (dry run, nothing is written)"))
+    for column in ("cell", "budget", "action", "from step"):
+        table.add_column(column)
+    for item in planned:
+        table.add_row(
+            escape(item.cell.key),
+            f"{item.cell.budget:,}",
+            escape(item.action),
+            str(item.done_steps),
+        )
+    console.print(table)
+    damaged = sum(1 for item in planned if item.damaged and not item.runnable)
+    if damaged:
+        console.print(
+            f"{damaged} damaged cell(s) would be stepped over: --reset-damaged moves a damaged "
+            "cell's folder aside and starts it again.",
+            soft_wrap=True,
+            highlight=False,
+        )
+    refusal = changed_refusal(name, planned)
+    if refusal is not None:
+        console.print(f"run would refuse: {escape(refusal)}", soft_wrap=True, highlight=False)
 
 
 @app.command("algos")
@@ -152,7 +199,12 @@ def list_algorithms() -> None:
     table.add_column("preset")
     table.add_column("what")
     for name, entry in sorted(ALGORITHMS.items()):
-        table.add_row(name, entry.target, str(entry.preset or ""), entry.summary)
+        table.add_row(
+            escape(name),
+            escape(entry.target),
+            escape(str(entry.preset or "")),
+            escape(entry.summary),
+        )
     console.print(table)
 
 
@@ -169,7 +221,7 @@ def list_environments() -> None:
     table.add_column("kwargs")
     for env_id, spec in sorted(gym.envs.registry.items()):
         if str(spec.entry_point).startswith("maxbench."):
-            table.add_row(env_id, str(spec.max_episode_steps), str(spec.kwargs))
+            table.add_row(escape(env_id), str(spec.max_episode_steps), escape(str(spec.kwargs)))
     console.print(table)
 
 

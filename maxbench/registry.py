@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,23 +61,71 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
 
 # Constructor arguments that the runner sets itself; a suite may not set them.
 RESERVED_ARGUMENTS = ("policy", "env", "seed", "_init_setup_model")
+# Constructor arguments that name a place to write: a cell writes only inside its own folder.
+PATH_ARGUMENTS = ("tensorboard_log",)
 
 _SB3_API = ("learn", "predict", "save", "load")
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
-def import_target(target: str) -> Any:
-    """Import ``"module:attribute"``; a missing module or attribute is a UserInputError."""
-    module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def import_target(target: str, what: str = "target") -> Any:
+    """Import ``"module:attribute"`` (the attribute may be dotted: ``module:Outer.Inner``).
+
+    Anything wrong is a one-line :class:`UserInputError`: a target without exactly one ':', an
+    empty, relative or malformed module or attribute, a module that is missing or that raises
+    anything at all while importing, a missing attribute. ``what`` names the target's role
+    ("wrapper", "algorithm", ...) in the messages.
+    """
+    if not isinstance(target, str) or target.count(":") != 1:
         raise UserInputError(
-            f"cannot import module '{module_name}' (for '{target}'): {err}"
-        ) from None
+            f"{what} {target!r} must be written 'module:Class', "
+            "e.g. 'gymnasium.wrappers:ClipAction'"
+        )
+    module_name, _, attribute = target.partition(":")
+    if not module_name:
+        raise UserInputError(f"{what} {target!r}: the module before ':' is empty")
+    if module_name.startswith("."):
+        raise UserInputError(
+            f"{what} {target!r}: relative module {module_name!r}; write the absolute module path"
+        )
+    if not _DOTTED_NAME.match(module_name):
+        raise UserInputError(
+            f"{what} {target!r}: {module_name!r} before ':' is not a module name "
+            "(write 'package.module:Class')"
+        )
+    if not _DOTTED_NAME.match(attribute):
+        raise UserInputError(
+            f"{what} {target!r}: {attribute!r} after ':' is not a class name "
+            "(write 'package.module:Class')"
+        )
+    value: Any = import_module(module_name, target)
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except Exception:  # AttributeError, or whatever a module's __getattr__ raises
+            raise UserInputError(
+                f"module '{module_name}' has no attribute '{attribute}' (for '{target}')"
+            ) from None
+    return value
+
+
+def import_module(module_name: str, target: str) -> Any:
+    """Import ``module_name`` (needed by ``target``); any failure is a one-line UserInputError."""
     try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise UserInputError(f"module '{module_name}' has no attribute '{attribute}'") from None
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise UserInputError(
+            f"cannot import module '{module_name}' (for '{target}'): {_one_line(err)}"
+        ) from None
+    except (Exception, SystemExit) as err:  # a module may raise anything while it imports
+        raise UserInputError(
+            f"cannot import module '{module_name}' (for '{target}'): importing it raised "
+            f"{type(err).__name__}: {_one_line(err)}"
+        ) from None
 
 
 def resolve_algorithm(name: str) -> tuple[type, dict[str, Any]]:
@@ -90,16 +139,16 @@ def resolve_algorithm(name: str) -> tuple[type, dict[str, Any]]:
         entry = ALGORITHMS[key]
         return import_target(entry.target), dict(entry.preset)
     if ":" in name:
-        cls = import_target(name)
+        cls = import_target(name, what="algorithm")
         missing = [attr for attr in _SB3_API if not hasattr(cls, attr)]
         if not inspect.isclass(cls) or missing:
             raise UserInputError(
-                f"'{name}' does not follow the stable-baselines3 API "
+                f"{name!r} does not follow the stable-baselines3 API "
                 f"(missing: {', '.join(missing) or 'not a class'})"
             )
         return cls, {}
     raise UserInputError(
-        f"unknown algorithm '{name}'{close_match_hint(key, ALGORITHMS)}; "
+        f"unknown algorithm {name!r}{close_match_hint(key, ALGORITHMS)}; "
         f"known: {', '.join(sorted(ALGORITHMS))}, or 'module:Class' with the SB3 API"
     )
 
@@ -127,18 +176,24 @@ def constructor_arguments(cls: type) -> set[str] | None:
 
 
 def check_hyperparameters(cls: type, hyperparams: dict[str, Any]) -> None:
-    """Raise :class:`UserInputError` for a hyperparameter ``cls``'s constructor does not take."""
+    """Raise :class:`UserInputError` for a hyperparameter ``cls``'s constructor does not take,
+    one that maxbench sets itself, or one that would write outside the cell's folder."""
     accepted = constructor_arguments(cls)
     for name in hyperparams:
         if name in RESERVED_ARGUMENTS:
             raise UserInputError(
-                f"hyperparameter '{name}' is set by maxbench (policy, env and seed come from the "
+                f"hyperparameter {name!r} is set by maxbench (policy, env and seed come from the "
                 "suite's 'policy', 'environments' and 'seeds' keys)"
             )
-        if accepted is not None and name not in accepted:
-            allowed = sorted(accepted - set(RESERVED_ARGUMENTS))
+        if name in PATH_ARGUMENTS and hyperparams[name] is not None:
             raise UserInputError(
-                f"{cls.__name__} does not accept hyperparameter '{name}'"
+                f"hyperparameter {name!r} would write outside the results folder; maxbench keeps "
+                "each cell's logs in its own folder (<cell>/sb3/, <cell>/train.log)"
+            )
+        if accepted is not None and name not in accepted:
+            allowed = sorted(accepted - set(RESERVED_ARGUMENTS) - set(PATH_ARGUMENTS))
+            raise UserInputError(
+                f"{cls.__name__} does not accept hyperparameter {name!r}"
                 f"{close_match_hint(name, allowed)}; accepted: {', '.join(allowed)}"
             )
 

@@ -63,6 +63,38 @@ def subprocess_env() -> dict[str, str]:
 MAXBENCH = [sys.executable, "-m", "maxbench"]
 
 
+def tiny_cell(**overrides: Any) -> Any:
+    """One Cell: SAC on the multi-goal env, 200 steps, evaluations every 50, a checkpoint at 100."""
+    from maxbench.suite.cells import Cell
+
+    spec: dict[str, Any] = dict(
+        suite="tiny",
+        algo="sac",
+        algo_target="stable_baselines3:SAC",
+        policy="MlpPolicy",
+        hyperparams={
+            "learning_starts": 50,
+            "batch_size": 32,
+            "buffer_size": 5000,
+            "policy_kwargs": {"net_arch": [16, 16]},
+        },
+        env_id="MultiGoal-v0",
+        env_name="MultiGoal-v0",
+        env_kwargs={},
+        max_episode_steps=None,
+        wrappers=[],
+        seed=0,
+        budget=200,
+        eval_every=50,
+        eval_episodes=2,
+        eval_deterministic=False,
+        n_envs=1,
+        checkpoint_every=100,
+    )
+    spec.update(overrides)
+    return Cell(**spec)
+
+
 @pytest.fixture(autouse=True)
 def sb3_logs_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SB3's default logger (``learn()`` without ``set_logger``) makes a new ``SB3-<date>`` folder

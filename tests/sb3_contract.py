@@ -9,13 +9,14 @@ Subclass :class:`SB3Contract` in an algorithm's test file, set ``algorithm`` and
         logger_keys = ("train/actor_loss", "train/critic_loss", "train/ent_coef")
 
 The checks: learn then predict for single and batched observations, deterministic and not;
-save/load gives bit-identical predictions and parameters; get/set_parameters; replay-buffer
-save/load; two envs in a VecEnv; callbacks (called, and able to stop training); SB3's progress
-bar; SB3's logger keys; same seed, same result.
+save/load gives bit-identical predictions and parameters; load takes the constructor's keyword
+arguments; get/set_parameters; replay-buffer save/load; two envs in a VecEnv; callbacks (called,
+and able to stop training); SB3's progress bar; SB3's logger keys; same seed, same result.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -103,6 +104,18 @@ class SB3Contract:
         # A loaded model keeps learning.
         loaded.set_env(make_vec_env(self.env_id, n_envs=1, seed=1))
         loaded.learn(self.learn_steps, reset_num_timesteps=False)
+
+    def test_load_takes_the_constructor_kwargs(self, tmp_path: Path) -> None:
+        """``load(path, env=env, **kwargs)`` with the constructor's own keyword arguments, as
+        SB3's ``test_save_load_env_cnn`` does: the saved ``policy_kwargs`` equal the given ones."""
+        kwargs = copy.deepcopy(dict(self.hyperparams))
+        model = self.algorithm(self.policy, self.env_id, seed=0, **kwargs)
+        batch = self.observations(model, 4)
+        before, _ = model.predict(batch, deterministic=True)
+        model.save(tmp_path / "model.zip")
+        env = make_vec_env(self.env_id, n_envs=1, seed=1)
+        loaded = self.algorithm.load(tmp_path / "model.zip", env=env, device="cpu", **kwargs)
+        np.testing.assert_array_equal(loaded.predict(batch, deterministic=True)[0], before)
 
     def test_get_and_set_parameters(self) -> None:
         source, target = self.trained(), self.make(seed=1)

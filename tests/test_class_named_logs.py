@@ -6,10 +6,10 @@ import pytest
 from stable_baselines3 import SAC
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from maxbench.algos import BSAC, S2AC, SQL, SoftGAC
+from maxbench.algos import BSAC, S2AC, SACNF, SQL, SoftGAC
 
 
-@pytest.mark.parametrize("cls", [S2AC, SoftGAC, SQL, BSAC])
+@pytest.mark.parametrize("cls", [S2AC, SoftGAC, SQL, BSAC, SACNF])
 def test_learn_passes_the_class_name_unless_told(cls, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 

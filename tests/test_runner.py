@@ -25,7 +25,7 @@ def _cells(path: Path):
 
 def test_boundaries_cover_every_evaluation_and_checkpoint(suite_writer) -> None:
     (cell,) = _cells(suite_writer(budget=230, checkpoint_every=100))
-    points = boundaries(cell)
+    points = list(boundaries(cell))
     assert [p for p, do_eval, _ in points if do_eval] == [50, 100, 150, 200, 230]
     assert [p for p, _, do_ckpt in points if do_ckpt] == [100, 200]
 

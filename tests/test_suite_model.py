@@ -45,9 +45,11 @@ evaluation:
 
 
 def load(tmp_path: Path, text: str, name: str = "suite.yaml") -> LoadedSuite:
+    """Load a suite, checking its shape and names (the preflight build is tested elsewhere:
+    tests/test_faults_input.py)."""
     path = tmp_path / name
     path.write_text(text)
-    return load_suite(path)
+    return load_suite(path, preflight=False)
 
 
 def minimal(**lines: str) -> str:

@@ -18,6 +18,8 @@ reports of the same folder are byte-identical.
 from __future__ import annotations
 
 import importlib.metadata
+import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +30,15 @@ import numpy as np
 
 from maxbench.errors import UserInputError, close_match_hint
 from maxbench.report.document import Document
+from maxbench.report.markdown import Code, code_span, escape_text
 from maxbench.report.tables import ReportTable, format_number
+from maxbench.results.layout import DAMAGED, FINISHED
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from maxbench.report.reference import ReferenceTable
+    from maxbench.report.runtime import LatencyTable
     from maxbench.report.scores import ScoreMatrices, ScoreSet
     from maxbench.results.loader import Results
 
@@ -51,6 +56,10 @@ _SOFTWARE = (
     ("maxbench", "maxbench"),
     ("maxbench git revision", "git_revision"),
 )
+
+
+#: Missing cells listed one per line on the console; the rest are counted (all are in the table).
+_MISSING_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,38 @@ def _check_options(options: ReportOptions) -> None:
         )
 
 
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder that exists or can be made, and that can be written.
+
+    Checked before any computation, so that bad input writes nothing (README's promise): a
+    file in its place, a file where one of its parents should be, a read-only folder, or a file
+    or folder in the way of one of the report's own files.
+    """
+    out = Path(out)
+    try:
+        _check_out_path(out)
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte, a loop of links
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UserInputError(f"--out '{out}' cannot be used: {text}") from None
+
+
+def _check_out_path(out: Path) -> None:
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == out else f"cannot be made: '{existing}' is a file"
+        raise UserInputError(f"--out '{out}' {where} (give a folder for the report)")
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"--out '{out}' cannot be written: '{existing}' is read-only")
+    for name, kind in (("tables", "folder"), ("figures", "folder"), ("report.md", "file")):
+        path = out / name
+        if path.exists() and path.is_dir() != (kind == "folder"):
+            raise UserInputError(f"--out '{out}': '{path}' is in the way of the report's {kind}")
+    if (out / "report.html").is_dir():
+        raise UserInputError(f"--out '{out}': '{out / 'report.html'}' is in the way of the report")
+
+
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -130,16 +171,16 @@ def _protocol(
     references: ReferenceTable,
 ) -> None:
     doc.heading("Protocol")
-    suites = ", ".join(sorted(set(runs["suite"])))
+    suites = escape_text(", ".join(sorted({str(v) for v in runs["suite"]})))
     doc.bullets(
         [
-            f"Results: `{options.results}` (suites: {suites}); {len(runs)} run folders, "
-            f"{int((runs['status'] == 'finished').sum())} finished.",
+            f"Results: {code_span(options.results)} (suites: {suites}); {len(runs)} run "
+            f"folders, {int((runs['status'] == 'finished').sum())} finished.",
             f"Final score of a run: the mean evaluation return over its last K = {scores.last_k} "
             "evaluation(s); an evaluation's return is the mean over its test episodes.",
             "Normalised score: (score − random) / (reference − random), with the random and "
-            f"reference scores of `{references.path.name}` (version {references.version}); "
-            "tasks are aggregated only when normalised.",
+            f"reference scores of {code_span(references.path.name)} (version "
+            f"{references.version}); tasks are aggregated only when normalised.",
             (
                 f"Statistics: rliable {_version('rliable')}, stratified bootstrap with "
                 f"{options.reps:,} repetitions, seed {options.seed} (numpy's global generator "
@@ -151,6 +192,7 @@ def _protocol(
                 f"learning-curve bands: seaborn bootstrap, {options.reps:,} repetitions, "
                 f"seed {options.seed}."
             ),
+            *_non_finite_statement(scores),
         ]
     )
     env_rows = []
@@ -160,11 +202,11 @@ def _protocol(
         env_rows.append(
             [
                 env,
-                ", ".join(sorted({str(v) for v in group["env_id"]})),
-                ", ".join(format_number(int(b)) for b in sorted({int(b) for b in group["budget"]})),
-                ", ".join(sorted({format_number(int(v)) for v in group["eval_every"]})),
-                ", ".join(sorted({str(int(v)) for v in group["eval_episodes"]})),
-                ", ".join(sorted({"yes" if v else "no" for v in group["eval_deterministic"]})),
+                _listed(str(v) for v in group["env_id"].dropna()),
+                _listed(_integers(group["budget"]), numbers=True),
+                _listed(_integers(group["eval_every"]), numbers=True),
+                _listed(str(v) for v in _integers(group["eval_episodes"])),
+                _listed("yes" if v else "no" for v in group["eval_deterministic"].dropna()),
                 " ".join(str(s) for s in seeds),
                 format_number(reference.random) if reference else "–",
                 format_number(reference.reference) if reference else "–",
@@ -200,13 +242,17 @@ def _protocol(
     method_rows = []
     runs = runs.copy()
     for method, group in runs.groupby("method", sort=True):
-        hyper = sorted(set(group["hyperparams"]))
+        hyper = sorted({str(v) for v in group["hyperparams"].dropna()})
         method_rows.append(
             [
                 method,
-                ", ".join(sorted({str(v) for v in group["algo_target"]})),
-                ", ".join(sorted({str(v) for v in group["policy"]})),
-                "`" + hyper[0] + "`" if len(hyper) == 1 else f"{len(hyper)} settings (per env)",
+                _listed(str(v) for v in group["algo_target"].dropna()),
+                _listed(str(v) for v in group["policy"].dropna()),
+                Code(hyper[0])
+                if len(hyper) == 1
+                else f"{len(hyper)} settings (per env)"
+                if hyper
+                else "–",
             ]
         )
     columns = ["algo", "class", "policy", "hyperparameters"]
@@ -224,9 +270,14 @@ def _protocol(
         doc.paragraph("**Reference scores**")
         doc.bullets(
             [
-                f"{env} ({ref.env_id}): random {format_number(ref.random)} — "
-                f"{ref.random_source}; reference {format_number(ref.reference)} — "
-                f"{ref.reference_source}" + (f" ({ref.note})" if ref.note else "")
+                escape_text(
+                    f"{env} ({ref.env_id}): random {format_number(ref.random)} — "
+                    f"{ref.random_source or 'source not given'}; reference "
+                    f"{format_number(ref.reference)} — "
+                    f"{ref.reference_source or 'source not given'}"
+                    + (f" ({ref.note})" if ref.note else ""),
+                    line_start=True,
+                )
                 for env, ref in sorted(scores.references.items())
             ]
         )
@@ -239,11 +290,54 @@ def _protocol(
         ["cpu", "cpu_count", "device", "torch_threads"], sort=True, dropna=False
     ):
         hardware.append(
-            f"{cpu}, {cores} cores, device {device}, {threads} torch thread(s): {len(group)} runs"
+            escape_text(
+                f"{cpu}, {_shown(cores)} cores, device {_shown(device)}, {_shown(threads)} torch "
+                f"thread(s): {len(group)} runs",
+                line_start=True,
+            )
         )
-    doc.paragraph("**Software** (from the runs' run.json): " + "; ".join(software) + ".")
+    doc.paragraph(
+        "**Software** (from the runs' run.json): " + escape_text("; ".join(software)) + "."
+    )
     doc.paragraph("**Hardware** (from the runs' run.json):")
     doc.bullets(hardware or ["unknown (no run wrote its provenance)"])
+
+
+def _shown(value: Any) -> str:
+    """A value of the runs table for display: '?' when it is missing."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "?" if missing else str(int(value)) if isinstance(value, float) else str(value)
+
+
+def _integers(values: pd.Series) -> list[int]:
+    """The distinct known integers of a column (NaN, None and non-finite values skipped)."""
+    numbers = pd_to_numeric(values)
+    return sorted({int(v) for v in numbers if math.isfinite(v)})
+
+
+def pd_to_numeric(values: pd.Series) -> list[float]:
+    """A column's values as floats, missing ones left out."""
+    import pandas as pd
+
+    return [float(v) for v in pd.to_numeric(values, errors="coerce").dropna()]
+
+
+def _listed(values: Any, numbers: bool = False) -> str:
+    """Distinct values joined with commas, sorted; '–' when there is none."""
+    found = sorted(set(values))
+    shown = [format_number(v) if numbers else str(v) for v in found]
+    return ", ".join(shown) if shown else "–"
+
+
+def _non_finite_statement(scores: ScoreSet) -> list[str]:
+    """The protocol's line on evaluation episodes left out for a NaN or infinite return."""
+    if not scores.non_finite_count:
+        return []
+    return [
+        f"Non-finite returns: {scores.non_finite_count} evaluation episode(s) of finished runs "
+        "returned NaN or ±inf; they are left out of every score, table and figure (an "
+        "evaluation's return is the mean of its other episodes), and listed under Warnings."
+    ]
 
 
 def _incomplete(doc: Document, scores: ScoreSet, tables_dir: Path, files: list[Path]) -> None:
@@ -255,9 +349,11 @@ def _incomplete(doc: Document, scores: ScoreSet, tables_dir: Path, files: list[P
     if scores.excluded.empty and scores.missing.empty:
         doc.paragraph("Every run of every suite's grid has finished.")
     if not scores.excluded.empty:
+        damaged = int((scores.excluded["status"] == DAMAGED).sum())
         doc.paragraph(
-            f"{len(scores.excluded)} run(s) are not finished and are left out of every score, "
-            "table and figure:"
+            f"{len(scores.excluded)} run(s) are not finished"
+            + (f" ({damaged} of them damaged: files that cannot be read)" if damaged else "")
+            + " and are left out of every score, table and figure:"
         )
         doc.table(excluded, "Files: tables/excluded_runs.{md,tex,csv}.")
     if not scores.missing.empty:
@@ -268,7 +364,7 @@ def _incomplete(doc: Document, scores: ScoreSet, tables_dir: Path, files: list[P
         doc.table(missing, "Files: tables/missing_runs.{md,tex,csv}.")
     if scores.warnings:
         doc.paragraph("**Warnings**")
-        doc.bullets(scores.warnings)
+        doc.bullets([escape_text(warning, line_start=True) for warning in scores.warnings])
 
 
 def _per_env(
@@ -287,10 +383,10 @@ def _per_env(
     table = final_score_table(scores)
     files.extend(table.write(options.out / "tables"))
     doc.table(table, "Files: tables/final_scores.{md,tex,csv}.")
-    evaluations = results.evaluations().merge(
+    evaluations = results.evaluations(finite_only=True).merge(
         runs[["suite", "algo", "env", "seed", "method"]], on=["suite", "algo", "env", "seed"]
     )
-    evaluations = evaluations[evaluations["status"] == "finished"]
+    evaluations = evaluations[evaluations["status"] == FINISHED]
     for env in sorted(set(scores.final["env"])):
         data = evaluations[evaluations["env"] == env].rename(columns={"mean_return": "value"})
         figure = learning_curve_figure(
@@ -331,11 +427,16 @@ def _aggregates(
     doc.heading("Aggregate results (rliable)")
     if matrices.left_out:
         doc.paragraph("Left out of the aggregates:")
-        doc.bullets([f"{m}: {why}" for m, why in sorted(matrices.left_out.items())])
+        doc.bullets(
+            [
+                escape_text(f"{m}: {why}", line_start=True)
+                for m, why in sorted(matrices.left_out.items())
+            ]
+        )
     if not matrices.matrices or matrices.runs == 0:
         doc.paragraph(
             "No aggregates: no algorithm has finished runs on every normalised environment "
-            f"(normalised: {', '.join(scores.normalised_envs) or 'none'})."
+            f"(normalised: {escape_text(', '.join(scores.normalised_envs) or 'none')})."
         )
         return
     _truncation(doc, matrices)
@@ -434,34 +535,58 @@ def _truncation(doc: Document, matrices: ScoreMatrices) -> None:
         f"({', '.join(matrices.tasks)}) × {matrices.runs} run(s) per task (the common minimum "
         "of finished seeds; each cell keeps its lowest seeds)."
     )
-    doc.paragraph(text)
+    doc.paragraph(escape_text(text, line_start=True))
     if matrices.truncated:
         doc.bullets(
             [
-                f"{method} on {env}: {had} finished seeds truncated to {matrices.runs} "
-                f"(seeds {' '.join(str(s) for s in matrices.seeds[(method, env)])})"
+                escape_text(
+                    f"{method} on {env}: {had} finished seeds truncated to {matrices.runs} "
+                    f"(seeds {' '.join(str(s) for s in matrices.seeds[(method, env)])})",
+                    line_start=True,
+                )
                 for (method, env), had in sorted(matrices.truncated.items())
             ]
         )
 
 
-def _runtime(doc: Document, options: ReportOptions, runs: pd.DataFrame, files: list[Path]) -> None:
-    from maxbench.report.runtime import read_latency_tables, throughput_table
+def _latency(options: ReportOptions, warnings: list[str]) -> LatencyTable | None:
+    """The latency table to include: ``--latency``'s (bad input when unreadable), or the
+    results folder's own ``latency/`` (a damaged one is left out with a warning)."""
+    from maxbench.report.runtime import read_latency_tables
+
+    if options.latency is not None:
+        latency = read_latency_tables(options.latency)
+        if latency is None:
+            raise UserInputError(
+                f"no latency table in '{options.latency}' (write one with 'maxbench latency "
+                f"--out {options.latency}')"
+            )
+        return latency
+    try:
+        return read_latency_tables(options.results / "latency")
+    except UserInputError as err:
+        warnings.append(f"the results folder's latency table is left out: {err}")
+        return None
+
+
+def _runtime(
+    doc: Document,
+    options: ReportOptions,
+    runs: pd.DataFrame,
+    latency: LatencyTable | None,
+    files: list[Path],
+) -> None:
+    from maxbench.report.runtime import throughput_table
 
     doc.heading("Run time")
     table = throughput_table(runs)
     files.extend(table.write(options.out / "tables"))
     doc.table(table, "Files: tables/throughput.{md,tex,csv}.")
-    folder = options.latency if options.latency is not None else options.results / "latency"
-    latency = read_latency_tables(folder)
     if latency is None:
-        if options.latency is not None:
-            raise UserInputError(
-                f"no latency table in '{folder}' (write one with 'maxbench latency --out {folder}')"
-            )
+        command = f"maxbench latency --out {options.results / 'latency'}"
         doc.paragraph(
             "Action-selection latency: not measured for this folder (run "
-            f"`maxbench latency --out {options.results / 'latency'}` to add it)."
+            f"{code_span(command)} to add it)."
         )
         return
     table = latency.report_table()
@@ -471,8 +596,12 @@ def _runtime(doc: Document, options: ReportOptions, runs: pd.DataFrame, files: l
 
 # -- the report -----------------------------------------------------------------------------------
 def build_report(options: ReportOptions, log: Callable[[str], None] = print) -> BuiltReport:
-    """Load ``options.results``, compute everything, write the report into ``options.out``."""
-    from maxbench.report.plots import method_colors
+    """Load ``options.results``, compute everything, write the report into ``options.out``.
+
+    Damaged, pending and unfinished cells are listed and left out (never an exception); bad
+    options, an unusable ``--out``, ``--references`` or ``--latency`` are a UserInputError
+    raised before anything is written.
+    """
     from maxbench.report.reference import load_references
     from maxbench.report.scores import compute_scores, method_labels, score_matrices
     from maxbench.results.loader import load_results
@@ -480,7 +609,9 @@ def build_report(options: ReportOptions, log: Callable[[str], None] = print) -> 
     _check_options(options)
     results = _select_suite(load_results(options.results), options.suite)
     references = load_references(options.references)
+    _check_out(options.out)
     scores = compute_scores(results, references, last_k=options.last_k)
+    latency = _latency(options, scores.warnings)
     runs = results.runs.copy()
     runs["method"] = method_labels(runs)
     if options.versus is not None and options.versus not in set(runs["method"]):
@@ -508,8 +639,36 @@ def build_report(options: ReportOptions, log: Callable[[str], None] = print) -> 
         log(f"warning: {warning}")
     for row in scores.excluded.itertuples(index=False):
         log(f"excluded: {row.method}/{row.env}/seed_{row.seed} ({row.status})")
-    for row in scores.missing.itertuples(index=False):
+    for row in scores.missing.head(_MISSING_SHOWN).itertuples(index=False):
         log(f"missing: {row.method}/{row.env}/seed_{row.seed} (no run folder)")
+    if len(scores.missing) > _MISSING_SHOWN:
+        log(
+            f"missing: {len(scores.missing) - _MISSING_SHOWN} more cell(s) with no run folder "
+            "(all of them in tables/missing_runs.md)"
+        )
+
+    out = options.out
+    try:
+        return _write_report(options, results, runs, scores, matrices, references, latency, log)
+    except OSError as err:
+        raise UserInputError(
+            f"cannot write the report into '{out}': {err.strerror or err}"
+            + (f" ('{err.filename}')" if err.filename else "")
+        ) from None
+
+
+def _write_report(
+    options: ReportOptions,
+    results: Results,
+    runs: pd.DataFrame,
+    scores: ScoreSet,
+    matrices: ScoreMatrices | None,
+    references: ReferenceTable,
+    latency: LatencyTable | None,
+    log: Callable[[str], None],
+) -> BuiltReport:
+    """Compute the figures and tables and write every file of the report into ``options.out``."""
+    from maxbench.report.plots import method_colors
 
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
@@ -525,7 +684,7 @@ def build_report(options: ReportOptions, log: Callable[[str], None] = print) -> 
         _per_env(doc, options, results, runs, scores, colors, files)
         if matrices is not None:
             _aggregates(doc, options, results, scores, matrices, colors, files, log)
-    _runtime(doc, options, runs, files)
+    _runtime(doc, options, runs, latency, files)
     markdown, html = doc.write(out)
     return BuiltReport(
         markdown=markdown, html=html, files=[*files, markdown, html], warnings=scores.warnings

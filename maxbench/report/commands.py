@@ -8,34 +8,19 @@ are imported inside the commands, so ``maxbench --help`` stays fast.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from maxbench.errors import UserInputError
+from maxbench.errors import UserInputError, exit_2_on_user_error
 
 __all__ = ["register_commands"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _user_errors(command: F) -> F:
-    """A UserInputError becomes one line on stderr and exit status 2 (as maxbench.cli does)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserInputError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+_user_errors = exit_2_on_user_error
 
 
 def _console() -> Any:
@@ -111,8 +96,13 @@ def report(
         references=references,
         latency=latency_dir,
     )
+    from rich.markup import escape
+
     built = build_report(options, log=lambda text: console.print(text, markup=False))
-    console.print(f"[green]report[/]: {built.markdown} and {built.html} ({len(built.files)} files)")
+    console.print(
+        f"[green]report[/]: {escape(str(built.markdown))} and {escape(str(built.html))} "
+        f"({len(built.files)} files)"
+    )
 
 
 def latency(
@@ -179,7 +169,7 @@ def latency(
     console.print(table.rich_table())
     if out is not None:
         for path in write_latency_tables(table, out):
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", markup=False)
 
 
 def reference_random(
@@ -197,10 +187,14 @@ def reference_random(
     """Measure the uniform random policy's mean return and record it as the env's random score."""
     from maxbench.report.reference import (
         REFERENCE_FILE,
+        check_reference_file,
         measure_random_score,
         record_random_score,
     )
 
+    path = file if file is not None else REFERENCE_FILE
+    if not dry_run:
+        check_reference_file(path)  # a damaged or unwritable file fails before the measurement
     measured = measure_random_score(env_id, episodes=episodes, seed=seed)
     typer.echo(
         f"{env_id}: random policy mean return {measured.mean:.6f} ± {measured.std:.6f} (std) over "
@@ -208,7 +202,6 @@ def reference_random(
     )
     if dry_run:
         return
-    path = file if file is not None else REFERENCE_FILE
     version = record_random_score(measured, path)
     typer.echo(f"recorded in {path} (version {version})")
 

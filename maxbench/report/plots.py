@@ -40,7 +40,10 @@ def _pyplot() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "maxbench", "figure.max_open_warning": 0})
+    # Names in titles and legends come from results: '$' in one is text, never mathtext.
+    plt.rcParams.update(
+        {"svg.hashsalt": "maxbench", "figure.max_open_warning": 0, "text.parse_math": False}
+    )
     return plt
 
 
@@ -132,6 +135,7 @@ def probability_of_improvement_figure(intervals: Intervals) -> Any:
     plot_utils.plot_probability_of_improvement(
         {k: float(np.asarray(v).reshape(-1)[0]) for k, v in intervals.points.items()},
         {k: np.asarray(v).reshape(2, -1)[:, 0] for k, v in intervals.intervals.items()},
+        pair_separator=intervals.pair_separator,
         ax=ax,
         xticks=[0.0, 0.25, 0.5, 0.75, 1.0],
     )
@@ -152,7 +156,7 @@ def performance_profile_figure(
         taus,
         performance_profile_cis=profiles.intervals,
         colors={m: colors[m] for m in profiles.points},
-        xlabel=r"Normalised score ($\tau$)",
+        xlabel="Normalised score (τ)",
         ax=ax,
         labelsize="large",
         ticklabelsize="medium",

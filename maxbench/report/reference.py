@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "RandomScore",
     "ReferenceScore",
     "ReferenceTable",
+    "check_reference_file",
     "load_references",
     "measure_random_score",
     "multigoal_best_return",
@@ -85,38 +87,103 @@ class ReferenceTable:
 
 
 def _read_raw(path: Path) -> dict[str, Any]:
+    """The file's JSON object with an ``envs`` object; anything else is a UserInputError."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserInputError(f"reference file '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise UserInputError(f"reference file '{path}' is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"reference file '{path}' is not UTF-8 text") from None
     except json.JSONDecodeError as err:
-        raise UserInputError(f"reference file '{path}' is not valid JSON: {err}") from None
+        raise UserInputError(
+            f"reference file '{path}' is not valid JSON (line {err.lineno}: {err.msg})"
+        ) from None
+    except (OSError, ValueError) as err:
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UserInputError(f"reference file '{path}' cannot be read: {text}") from None
+    except RecursionError:
+        raise UserInputError(f"reference file '{path}' is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("envs"), dict):
-        raise UserInputError(f"reference file '{path}' has no 'envs' mapping")
+        raise UserInputError(
+            f"reference file '{path}' has no 'envs' mapping (expected "
+            '{"version": N, "envs": {"<env id>": {"random": {...}, "reference": {...}}}})'
+        )
+    version = data.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise UserInputError(
+            f"reference file '{path}': 'version' is {_shown(version)}, expected an integer >= 0"
+        )
+    for env_id, entry in data["envs"].items():
+        _parse_entry(path, env_id, entry)
     return data
 
 
+def _shown(value: Any) -> str:
+    """A JSON value for a message: short, one line."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_entry(path: Path, env_id: str, entry: Any) -> ReferenceScore:
+    """One env's entry of the file, every field checked; a bad one names the file and key."""
+    where = f"reference file '{path}': envs.{_shown(env_id)}"
+    if not isinstance(entry, dict):
+        raise UserInputError(f"{where} is {_shown(entry)}, expected an object")
+    ends: dict[str, tuple[float | None, str | None]] = {}
+    for end in ("random", "reference"):
+        part = entry.get(end)
+        if part is None:
+            ends[end] = (None, None)
+            continue
+        if not isinstance(part, dict):
+            raise UserInputError(f"{where}.{end} is {_shown(part)}, expected an object")
+        if "score" not in part:
+            raise UserInputError(
+                f"{where}.{end} has no 'score' (a number, or null when it is not known)"
+            )
+        score = part["score"]
+        if score is not None and (
+            isinstance(score, bool)
+            or not isinstance(score, (int, float))
+            or not math.isfinite(score)
+        ):
+            raise UserInputError(
+                f"{where}.{end}.score is {_shown(score)}, expected a finite number (or null)"
+            )
+        source = part.get("source")
+        if source is not None and not isinstance(source, str):
+            raise UserInputError(
+                f"{where}.{end}.source is {_shown(source)}, expected a text (where the score "
+                "comes from)"
+            )
+        ends[end] = (None if score is None else float(score), source)
+    note = entry.get("note", "")
+    if not isinstance(note, str):
+        raise UserInputError(f"{where}.note is {_shown(note)}, expected a text")
+    return ReferenceScore(
+        env_id=env_id,
+        random=ends["random"][0],
+        random_source=ends["random"][1],
+        reference=ends["reference"][0],
+        reference_source=ends["reference"][1],
+        note=note,
+    )
+
+
 def load_references(path: str | Path | None = None) -> ReferenceTable:
-    """Read a reference file (default: maxbench's own :data:`REFERENCE_FILE`)."""
+    """Read a reference file (default: maxbench's own :data:`REFERENCE_FILE`).
+
+    Raises:
+        UserInputError: the file is missing, unreadable, not JSON, or an entry is not what
+            :func:`record_random_score` writes (a score that is not a finite number, an entry
+            that is not an object, ...); the message names the file and the env and key.
+    """
     path = Path(path) if path is not None else REFERENCE_FILE
     data = _read_raw(path)
-    scores: dict[str, ReferenceScore] = {}
-    for env_id, entry in data["envs"].items():
-        random = entry.get("random") or {}
-        reference = entry.get("reference") or {}
-        scores[env_id] = ReferenceScore(
-            env_id=env_id,
-            random=_number(random.get("score")),
-            random_source=random.get("source"),
-            reference=_number(reference.get("score")),
-            reference_source=reference.get("source"),
-            note=entry.get("note", ""),
-        )
+    scores = {env_id: _parse_entry(path, env_id, entry) for env_id, entry in data["envs"].items()}
     return ReferenceTable(path=path, version=int(data.get("version", 0)), scores=scores)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 # -- random scores ----------------------------------------------------------------------------
@@ -203,8 +270,33 @@ def record_random_score(measurement: RandomScore, path: str | Path | None = None
     data["envs"][measurement.env_id] = {"random": random, **rest}
     data["version"] = int(data.get("version", 0)) + 1
     data["envs"] = dict(sorted(data["envs"].items()))
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    try:
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    except OSError as err:
+        raise UserInputError(
+            f"cannot write reference file '{path}': {err.strerror or err}"
+        ) from None
     return data["version"]
+
+
+def check_reference_file(path: str | Path) -> None:
+    """Check before a measurement that ``path`` can take a random score (UserInputError if not).
+
+    An existing file must be a valid reference file; a new one needs a folder it can be made in.
+    """
+    path = Path(path)
+    if path.exists():
+        _read_raw(path)
+        if not os.access(path, os.W_OK):
+            raise UserInputError(f"reference file '{path}' is read-only")
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserInputError(f"reference file '{path}' cannot be made: '{folder}' is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserInputError(f"reference file '{path}' cannot be made: '{folder}' is read-only")
 
 
 # -- the multi-goal reference -------------------------------------------------------------------

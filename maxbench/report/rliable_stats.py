@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -79,10 +79,15 @@ class Intervals:
     """Point estimates and 95% stratified-bootstrap intervals per key.
 
     ``points[key]`` has shape (k,), ``intervals[key]`` shape (2, k): lower and upper bounds.
+    For a probability of improvement, ``pairs[key]`` is the pair (X, Y) and the key is
+    ``X<pair_separator>Y`` (rliable's plotting splits it there): ``","`` unless a name holds
+    one, since a name comes from a results folder and may hold any character.
     """
 
     points: dict[str, np.ndarray]
     intervals: dict[str, np.ndarray]
+    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pair_separator: str = ","
 
 
 def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) -> Intervals:
@@ -112,21 +117,31 @@ def probability_of_improvement(
 ) -> Intervals:
     """P(X > Y) averaged over tasks with stratified independent bootstrap CIs (rliable).
 
-    Keys are ``"X,Y"`` (rliable's ``plot_probability_of_improvement`` convention).
+    Keys are ``"X,Y"`` (rliable's ``plot_probability_of_improvement`` convention), with
+    another separator when a method's name holds a comma (:attr:`Intervals.pair_separator`).
     """
     from rliable import library as rly
     from rliable import metrics
 
+    names = {name for pair in pairs for name in pair}
+    separator = next(s for s in _SEPARATORS if not any(s in name for name in names))
     points: dict[str, np.ndarray] = {}
     intervals: dict[str, np.ndarray] = {}
+    keyed: dict[str, tuple[str, str]] = {}
     for x, y in pairs:
-        key = f"{x},{y}"
+        key = f"{x}{separator}{y}"
+        keyed[key] = (x, y)
         with seeded_global_numpy(seed):
             point, interval = rly.get_interval_estimates(
                 {key: [matrices[x], matrices[y]]}, metrics.probability_of_improvement, reps=reps
             )
         points[key], intervals[key] = np.atleast_1d(point[key]), np.asarray(interval[key])
-    return Intervals(points=points, intervals=intervals)
+    return Intervals(points=points, intervals=intervals, pairs=keyed, pair_separator=separator)
+
+
+# Pair-key separators, the first one that no method name holds; the last is a character that a
+# name cannot hold (a NUL cannot be in a folder name).
+_SEPARATORS = (",", ";", "|", "\x1f", "\x00")
 
 
 def performance_profiles(

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -335,21 +336,70 @@ def read_latency_tables(folder: Path) -> LatencyTable | None:
     if not path.exists():
         return None
     try:
-        meta = json.loads(path.read_text())
-        return LatencyTable(
-            results=[LatencyResult(**r) for r in meta["results"]],
-            machine=meta["machine"],
-            threads=int(meta["threads"]),
-            torch_version=meta["torch"],
-            warmup=int(meta["warmup"]),
-            calls=int(meta["calls"]),
-            notes=list(meta.get("notes", [])),
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("results"), list):
+            raise ValueError("not an object with a 'results' list")
+        table = LatencyTable(
+            results=[_latency_result(r) for r in meta["results"]],
+            machine=_typed(meta, "machine", str),
+            threads=_typed(meta, "threads", int),
+            torch_version=_typed(meta, "torch", str),
+            warmup=_typed(meta, "warmup", int),
+            calls=_typed(meta, "calls", int),
+            notes=[_typed({"note": n}, "note", str) for n in _typed(meta, "notes", list, [])],
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserInputError(f"cannot read latency table '{path}': {err}") from None
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        text = " ".join(str(err).split())
+        raise UserInputError(f"cannot read latency table '{path}': {text}") from None
+    return table
+
+
+_LATENCY_TYPES: dict[str, Any] = {
+    "algo": str,
+    "env": str,
+    "obs": int,
+    "act": int,
+    "median_ms": float,
+    "p25_ms": float,
+    "p75_ms": float,
+    "calls": int,
+    "policy_params": int,
+    "actor_params": (int, type(None)),
+}
+
+
+def _typed(data: dict[str, Any], key: str, kind: Any, default: Any = ...) -> Any:
+    """``data[key]`` when it has the type ``kind`` (an int is a float too; a bool is neither)."""
+    if key not in data:
+        if default is ...:
+            raise KeyError(f"'{key}' is missing")
+        return default
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:
+        kinds = (*kinds, int)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"'{key}' is {json.dumps(value)[:40]}, not a {_type_name(kind)}")
+    return value
+
+
+def _type_name(kind: Any) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+
+
+def _latency_result(data: Any) -> LatencyResult:
+    """One row of latency.json, every field checked for its type."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a result is {json.dumps(data)[:40]}, not an object")
+    unknown = sorted(set(data) - set(_LATENCY_TYPES))
+    if unknown:
+        raise KeyError(f"unknown result field(s) {', '.join(unknown)}")
+    return LatencyResult(**{key: _typed(data, key, kind) for key, kind in _LATENCY_TYPES.items()})
 
 
 def _spread(values: pd.Series, digits: int = 0) -> str:
+    """Mean ± std of the known values ('–' when none is known, the value when one is)."""
     values = values.dropna().astype(float)
     if values.empty:
         return "–"
@@ -357,6 +407,13 @@ def _spread(values: pd.Series, digits: int = 0) -> str:
         return format_number(float(values.iloc[0]), digits)
     mean, std = float(values.mean()), float(values.std(ddof=0))
     return f"{format_number(mean, digits)} ± {format_number(std, digits)}"
+
+
+def _mean(values: pd.Series) -> str:
+    """The mean of the known values, as a whole number; '–' when none is known."""
+    values = values.dropna().astype(float)
+    mean = float(values.mean()) if len(values) else float("nan")
+    return format_number(int(round(mean))) if math.isfinite(mean) else format_number(mean)
 
 
 def _unique(values: pd.Series) -> str:
@@ -397,7 +454,7 @@ def throughput_table(runs: pd.DataFrame) -> ReportTable:
                 method,
                 env,
                 str(len(group)),
-                format_number(int(group["env_steps"].astype(float).mean())),
+                _mean(group["env_steps"]),
                 _spread(group["env_steps_per_s"], 1),
                 _spread(group["train_time_s"], 1),
                 _spread(group["wall_time_s"], 1),

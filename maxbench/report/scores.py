@@ -12,19 +12,24 @@ Issue 5, points 2 and 7:
   missing;
 - rliable's score matrices need as many runs on every task: every (algo, env) is **truncated to
   the common minimum** number of finished seeds (its lowest seed numbers), which the report
-  states.
+  states;
+- evaluation episodes with a **non-finite return** (NaN, ±inf) are left out of every score and
+  curve, counted and named in a warning (issue 16): one diverged episode must not blank its
+  algorithm × env row without a word; **damaged** cells (unreadable files, see the loader) are
+  excluded like unfinished ones, with their reason.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maxbench.report.reference import ReferenceScore, ReferenceTable
-from maxbench.results.layout import FINISHED
+from maxbench.results.layout import DAMAGED, FINISHED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +59,9 @@ class ScoreSet:
         references: env -> its reference scores, for the envs that are normalised.
         raw_envs: env -> why it is not normalised.
         last_k: K, the number of last evaluations averaged into a final score.
-        warnings: Lines for the report and the console.
+        warnings: Lines for the report and the console (plain text).
+        non_finite: The finished runs' evaluation episodes with a NaN or infinite return, left
+            out of every score: method, env, seed, timestep, return.
     """
 
     final: pd.DataFrame
@@ -64,6 +71,12 @@ class ScoreSet:
     raw_envs: dict[str, str]
     last_k: int
     warnings: list[str] = field(default_factory=list)
+    non_finite: pd.DataFrame | None = None
+
+    @property
+    def non_finite_count(self) -> int:
+        """How many evaluation episodes were left out for a non-finite return."""
+        return 0 if self.non_finite is None else len(self.non_finite)
 
     @property
     def normalised_envs(self) -> list[str]:
@@ -84,13 +97,20 @@ def method_labels(runs: pd.DataFrame) -> pd.Series:
 def _reference_for(
     env: str, rows: pd.DataFrame, references: ReferenceTable
 ) -> tuple[ReferenceScore | None, str]:
-    """The env's reference scores and, when there are none to use, why."""
-    env_ids = sorted(set(rows["env_id"]))
+    """The env's reference scores and, when there are none to use, why.
+
+    Only runs whose run.json has a spec count: a pending, damaged or early-failed run says
+    nothing about the env it would have used.
+    """
+    rows = rows[rows["env_id"].notna()]
+    env_ids = sorted({str(v) for v in rows["env_id"]})
+    if not env_ids:
+        return None, f"no run of '{env}' records its env id (no run.json with a spec)"
     if len(env_ids) != 1:
         return None, f"runs of '{env}' use different env ids ({', '.join(env_ids)})"
     changed = rows[
-        (rows["env_kwargs"] != "{}")
-        | (rows["wrappers"] != "[]")
+        (rows["env_kwargs"].fillna("{}") != "{}")
+        | (rows["wrappers"].fillna("[]") != "[]")
         | rows["max_episode_steps"].notna()
     ]
     if len(changed):
@@ -121,12 +141,19 @@ def compute_scores(results: Results, references: ReferenceTable, last_k: int = 1
         raise ValueError(f"last_k must be at least 1 (got {last_k})")
     runs = results.runs.copy()
     runs["method"] = method_labels(runs)
-    evaluations = results.evaluations()
+    evaluations = results.evaluations(finite_only=True)
     evaluations = evaluations.merge(
         runs[["suite", "algo", "env", "seed", "method"]], on=["suite", "algo", "env", "seed"]
     )
     finished = runs[runs["status"] == FINISHED]
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"{run.method}/{run.env}/seed_{run.seed} is damaged and left out: {run.error}"
+        for run in runs[runs["status"] == DAMAGED].itertuples(index=False)
+    ]
+    non_finite = _non_finite(results, runs)
+    if len(non_finite):
+        warnings.append(_non_finite_warning(non_finite))
+    warnings.extend(_budget_warnings(finished))
 
     rows = []
     for run in finished.itertuples(index=False):
@@ -136,15 +163,20 @@ def compute_scores(results: Results, references: ReferenceTable, last_k: int = 1
             & (evaluations["env"] == run.env)
             & (evaluations["seed"] == run.seed)
         ].sort_values("timestep")
+        name = f"{run.method}/{run.env}/seed_{run.seed}"
         if mine.empty:
-            warnings.append(f"{run.method}/{run.env}/seed_{run.seed} is finished but has no evals")
+            warnings.append(f"{name} is finished but has no evaluation with a finite return")
             continue
         used = mine.tail(last_k)
         if len(used) < last_k:
             warnings.append(
-                f"{run.method}/{run.env}/seed_{run.seed} has {len(used)} evaluations (< K = "
-                f"{last_k}); its score averages all of them"
+                f"{name} has {len(used)} evaluations (< K = {last_k}); its score averages all "
+                "of them"
             )
+        score = float(np.mean(used["mean_return"].to_numpy(dtype=np.float64)))
+        if not math.isfinite(score):
+            warnings.append(f"{name}: its final score overflows ({score}); it is left out")
+            continue
         rows.append(
             {
                 "suite": run.suite,
@@ -153,7 +185,7 @@ def compute_scores(results: Results, references: ReferenceTable, last_k: int = 1
                 "env": run.env,
                 "env_id": run.env_id,
                 "seed": int(run.seed),
-                "score": float(np.mean(used["mean_return"].to_numpy())),
+                "score": score,
                 "evaluations": len(used),
                 "last_timestep": int(used["timestep"].iloc[-1]),
             }
@@ -212,7 +244,50 @@ def compute_scores(results: Results, references: ReferenceTable, last_k: int = 1
         raw_envs=raw_envs,
         last_k=last_k,
         warnings=warnings,
+        non_finite=non_finite,
     )
+
+
+def _non_finite(results: Results, runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs' episodes with a NaN or infinite return: method, env, seed, step."""
+    episodes = results.non_finite_episodes()
+    episodes = episodes[episodes["status"] == FINISHED].merge(
+        runs[["suite", "algo", "env", "seed", "method"]], on=["suite", "algo", "env", "seed"]
+    )
+    columns = ["method", "env", "seed", "timestep", "return"]
+    return episodes.sort_values(["method", "env", "seed", "timestep"], kind="stable")[
+        columns
+    ].reset_index(drop=True)
+
+
+def _non_finite_warning(non_finite: pd.DataFrame, shown: int = 10) -> str:
+    """One line: how many episodes were left out, and at which evaluations (the first few)."""
+    places = [
+        f"{method}/{env}/seed_{seed} at {timestep}" + (f" ({len(group)})" if len(group) > 1 else "")
+        for (method, env, seed, timestep), group in non_finite.groupby(
+            ["method", "env", "seed", "timestep"], sort=True
+        )
+    ]
+    more = f" and {len(places) - shown} more evaluation(s)" if len(places) > shown else ""
+    return (
+        f"{len(non_finite)} evaluation episode(s) with a non-finite return (NaN or infinite) "
+        f"were excluded from every score and curve (an evaluation's return is the mean of its "
+        f"other episodes): {', '.join(places[:shown])}{more}"
+    )
+
+
+def _budget_warnings(finished: pd.DataFrame) -> list[str]:
+    """Envs whose finished runs were trained for different budgets (a suite edited mid-way)."""
+    warnings = []
+    for env, group in finished.groupby("env", sort=True):
+        budgets = sorted({int(b) for b in group["budget"].dropna()})
+        if len(budgets) > 1:
+            warnings.append(
+                f"the finished runs of {env} have different budgets "
+                f"({', '.join(f'{b:,}' for b in budgets)} steps): their scores are compared "
+                "as they are"
+            )
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -286,6 +361,23 @@ def score_matrices(scores: ScoreSet) -> ScoreMatrices:
     )
 
 
+def _grid_of(rows: pd.DataFrame, steps: pd.Series) -> tuple[int, int]:
+    """An env's budget and number of grid points, from its finished runs' specs.
+
+    Runs without a recorded budget or evaluation interval (a run.json without a spec) fall back
+    on their evaluations: the last evaluated step and the number of evaluations; and there are
+    never more points than distinct evaluated steps.
+    """
+    budgets = rows["budget"].dropna()
+    budget = int(budgets.max()) if len(budgets) else int(steps.max()) if len(steps) else 1
+    budget = max(budget, 1)
+    evaluated = max(1, int(steps.nunique()))  # never more points than evaluations
+    everies = rows["eval_every"].dropna()
+    if len(everies) and int(everies.min()) > 0:
+        return budget, max(1, min(budget // int(everies.min()), evaluated))
+    return budget, evaluated
+
+
 @dataclass(frozen=True)
 class CurveSet:
     """Normalised evaluation returns on a common grid: per method (runs × tasks × points).
@@ -312,7 +404,7 @@ def curve_matrices(results: Results, scores: ScoreSet, matrices: ScoreMatrices) 
     """
     runs_table = results.runs.copy()
     runs_table["method"] = method_labels(runs_table)
-    evaluations = results.evaluations().merge(
+    evaluations = results.evaluations(finite_only=True).merge(
         runs_table[["suite", "algo", "env", "seed", "method"]],
         on=["suite", "algo", "env", "seed"],
     )
@@ -320,10 +412,9 @@ def curve_matrices(results: Results, scores: ScoreSet, matrices: ScoreMatrices) 
     points = None
     for env in matrices.tasks:
         rows = runs_table[(runs_table["env"] == env) & (runs_table["status"] == FINISHED)]
-        budget = int(rows["budget"].max())
-        every = int(rows["eval_every"].min())
+        steps = evaluations[evaluations["env"] == env]["timestep"]
+        budget, count = _grid_of(rows, steps)
         budgets[env] = budget
-        count = max(1, budget // every)
         points = count if points is None else min(points, count)
     points = points or 1
     fractions = np.arange(1, points + 1, dtype=np.float64) / points

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxbench.report.markdown import Code, code_span, escape_text, one_line
 from maxbench.results.atomic import write_text_atomic
 
 if TYPE_CHECKING:
@@ -74,8 +75,17 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def _markdown_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+def _markdown_cell(text: str) -> str:
+    """A cell as Markdown that shows exactly its text (a :class:`Code` cell as a code span)."""
+    if isinstance(text, Code):
+        return code_span(text, in_table=True)
+    return escape_text(text)
+
+
+def _latex_cell(text: str) -> str:
+    """A cell as LaTeX: one line, special characters escaped (a :class:`Code` cell in texttt)."""
+    escaped = latex_escape(one_line(text))
+    return r"\texttt{" + escaped + "}" if isinstance(text, Code) and escaped else escaped
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,10 @@ class ReportTable:
         """A GitHub-flavoured Markdown table (no title, no notes)."""
         marks = {"l": ":---", "r": "---:", "c": ":---:"}
         lines = [
-            "| " + " | ".join(_markdown_escape(c) for c in self.columns) + " |",
+            "| " + " | ".join(_markdown_cell(c) for c in self.columns) + " |",
             "|" + "|".join(marks[a] for a in self._align()) + "|",
         ]
-        lines += ["| " + " | ".join(_markdown_escape(c) for c in row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in self.rows]
         return "\n".join(lines) + "\n"
 
     def to_latex(self) -> str:
@@ -118,16 +128,18 @@ class ReportTable:
         lines = [
             r"\begin{table}[t]",
             r"\centering",
-            r"\caption{" + latex_escape(self.title) + "}",
+            r"\caption{" + latex_escape(one_line(self.title)) + "}",
             r"\label{tab:" + self.name.replace("_", "-") + "}",
             r"\begin{tabular}{" + "".join(self._align()) + "}",
             r"\toprule",
-            " & ".join(latex_escape(c) for c in self.columns) + r" \\",
+            " & ".join(_latex_cell(c) for c in self.columns) + r" \\",
             r"\midrule",
         ]
-        lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in self.rows]
+        lines += [" & ".join(_latex_cell(c) for c in row) + r" \\" for row in self.rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
-        lines += [r"\par\smallskip{\footnotesize " + latex_escape(n) + "}" for n in self.notes]
+        lines += [
+            r"\par\smallskip{\footnotesize " + latex_escape(one_line(n)) + "}" for n in self.notes
+        ]
         lines += [r"\end{table}"]
         return "\n".join(lines) + "\n"
 
@@ -264,7 +276,7 @@ def improvement_table(intervals: Intervals, reps: int, seed: int) -> ReportTable
 
     rows, data = [], []
     for key, point in intervals.points.items():
-        x, y = key.split(",")
+        x, y = intervals.pairs.get(key) or key.split(intervals.pair_separator, 1)
         low, high = (float(v) for v in np.asarray(intervals.intervals[key]).reshape(2, -1)[:, 0])
         value = float(np.asarray(point).reshape(-1)[0])
         rows.append([x, y, f"{value:.3f} [{low:.3f}, {high:.3f}]"])

@@ -182,6 +182,10 @@ def _check_run_json(run: Any) -> dict[str, Any]:
 
 
 def _describe_read_error(name: str, err: Exception) -> str:
+    if isinstance(err, DamagedCellError):
+        return str(err)  # already names the file
+    if isinstance(err, RecursionError):
+        return f"{name} is not what maxbench writes (nested too deeply)"
     if isinstance(err, json.JSONDecodeError):
         return f"{name} is not valid JSON (line {err.lineno}: {err.msg})"
     if isinstance(err, UnicodeDecodeError):
@@ -199,10 +203,10 @@ def read_cell(folder: Path) -> CellFiles:
         path = folder / RUN_JSON
         if path.exists():
             run = _check_run_json(read_json(path))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         return CellFiles(folder, None, [], _describe_read_error(RUN_JSON, err))
     try:
         evals = read_evals(folder)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         return CellFiles(folder, run, [], _describe_read_error(EVALS_CSV, err))
     return CellFiles(folder, run, evals)

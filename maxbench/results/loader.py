@@ -11,7 +11,13 @@ output folder of ``maxbench run``, one suite below it, or a single cell). Each r
   (suite, algo, env, seed, status, timestep, wall time, episode index, return, length).
 
 Nothing is dropped here: running, failed, interrupted and pending runs are loaded with their
-status, and the report decides what to do with them (issue 5, point 7).
+status, and the report decides what to do with them (issue 5, point 7). A folder whose files are
+not what maxbench writes (a truncated or non-object run.json, an unknown status, a short or
+non-numeric evals.csv row, a spec field of the wrong type, a second folder holding the same
+cell) is loaded as status ``damaged`` with the reason in ``error`` and no evaluations: one
+damaged folder never stops the loading of the others (issue 16). A run without a spec (it failed
+while its model was being built, or it has only a lock) gets suite, algo, env and seed from its
+path and leaves the other spec columns empty.
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from maxbench.errors import UserInputError
 from maxbench.results.layout import (
+    DAMAGED,
     EVALS_CSV,
     LOCK_FILE,
     PENDING,
     RUN_JSON,
     TRAIN_LOG,
-    read_evals,
-    read_run_json,
+    EvalRow,
+    read_cell,
 )
 
 if TYPE_CHECKING:
@@ -42,9 +51,14 @@ __all__ = [
     "Results",
     "find_run_folders",
     "load_results",
+    "run_json_problem",
 ]
 
-_SEED_FOLDER = re.compile(r"^seed_(\d+)$")
+# At most 18 digits: every seed fits pandas' int64 (a suite's seeds are below 2**32).
+_SEED_FOLDER = re.compile(r"^seed_(\d{1,18})$")
+_INT_LIMIT = 2**63
+# A suite, algorithm or env name is a folder name of the cell's path: one line, no separator.
+_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]{1,200}\Z")
 _RUN_FILES = (RUN_JSON, EVALS_CSV, TRAIN_LOG, LOCK_FILE)
 
 #: Columns of :attr:`Results.runs`, in order.
@@ -116,6 +130,51 @@ _PACKAGE_COLUMNS = {
     "maxbench": "maxbench",
 }
 
+#: The spec fields that the loader reads, and what maxbench writes in each (Cell.to_dict).
+_SPEC_FIELDS: dict[str, str] = {
+    "suite": "name",
+    "algo": "name",
+    "algo_target": "text",
+    "policy": "text",
+    "hyperparams": "object",
+    "env_id": "text",
+    "env_name": "name",
+    "env_kwargs": "object",
+    "max_episode_steps": "count or null",
+    "wrappers": "list",
+    "seed": "seed",
+    "budget": "count",
+    "eval_every": "count",
+    "eval_episodes": "count",
+    "eval_deterministic": "true or false",
+    "n_envs": "count",
+}
+_TIMING_FIELDS = dict.fromkeys(
+    ("env_steps", "train_time_s", "eval_time_s", "wall_time_s", "env_steps_per_s"),
+    "number or null",
+)
+_PROVENANCE_FIELDS = {
+    "python": "text or null",
+    "git_revision": "text or null",
+    "cpu": "text or null",
+    "cpu_count": "integer or null",
+    "device": "text or null",
+    "torch_threads": "integer or null",
+}
+_ARTICLE = {
+    "name": "a folder name (one line, no '/')",
+    "text": "a text",
+    "count": "a positive integer",
+    "count or null": "a positive integer or null",
+    "seed": "an integer >= 0",
+    "true or false": "true or false",
+    "object": "an object",
+    "list": "a list",
+    "number or null": "a number or null",
+    "integer or null": "an integer or null",
+    "text or null": "a text or null",
+}
+
 
 @dataclass(frozen=True)
 class Results:
@@ -132,18 +191,28 @@ class Results:
     runs: pd.DataFrame
     episodes: pd.DataFrame
 
-    def evaluations(self) -> pd.DataFrame:
+    def evaluations(self, finite_only: bool = False) -> pd.DataFrame:
         """One row per evaluation: mean, standard deviation and count of its episode returns.
 
         Columns: suite, algo, env, seed, status, timestep, wall_time_s, mean_return, std_return
-        (population standard deviation, as in evals.csv), episodes.
+        (population standard deviation, as in evals.csv), episodes. With ``finite_only`` the
+        episodes whose return is NaN or infinite are left out (see :meth:`non_finite_episodes`),
+        and an evaluation with no other episode has no row.
         """
         keys = ["suite", "algo", "env", "seed", "status", "timestep", "wall_time_s"]
-        grouped = self.episodes.groupby(keys, sort=True, dropna=False)["return"]
+        episodes = self.episodes
+        if finite_only:
+            episodes = episodes[np.isfinite(episodes["return"].to_numpy(dtype=np.float64))]
+        grouped = episodes.groupby(keys, sort=True, dropna=False)["return"]
         table = grouped.agg(
             mean_return="mean", std_return=lambda r: float(r.std(ddof=0)), episodes="count"
         )
         return table.reset_index()
+
+    def non_finite_episodes(self) -> pd.DataFrame:
+        """The evaluation episodes whose return is NaN or infinite (rows of :attr:`episodes`)."""
+        finite = np.isfinite(self.episodes["return"].to_numpy(dtype=np.float64))
+        return self.episodes[~finite].reset_index(drop=True)
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -164,39 +233,156 @@ def find_run_folders(root: Path) -> list[Path]:
 
 
 def _spec_from_path(folder: Path) -> dict[str, Any]:
-    """suite/algo/env/seed from a run folder's path, for runs without a run.json."""
+    """suite/algo/env/seed from a run folder's path, for runs without a (usable) spec."""
     parts = folder.parts
     seed = int(_SEED_FOLDER.match(folder.name).group(1))  # type: ignore[union-attr]
     env = parts[-2] if len(parts) >= 2 else ""
     algo = parts[-3] if len(parts) >= 3 else ""
     suite = parts[-4] if len(parts) >= 4 else ""
-    return {"suite": suite, "algo": algo, "env_name": env, "env_id": env, "seed": seed}
+    return {"suite": suite, "algo": algo, "env_name": env, "seed": seed}
 
 
-def _run_row(folder: Path, run: dict[str, Any] | None, evals: list[Any]) -> dict[str, Any]:
-    spec = dict(_spec_from_path(folder))
-    spec.update((run or {}).get("spec", {}))
-    provenance = (run or {}).get("provenance", {})
-    packages = provenance.get("packages", {})
-    timings = (run or {}).get("timings", {})
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (not isinstance(value, int) or abs(value) < _INT_LIMIT)
+    )
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+
+
+def _field_problem(where: str, key: str, value: Any, expected: str) -> str | None:
+    """Why ``value`` is not what maxbench writes for ``key`` (None when it is)."""
+    checks = {
+        "name": lambda v: (
+            isinstance(v, str) and _NAME.match(v) is not None and v not in (".", "..")
+        ),
+        "text": lambda v: isinstance(v, str),
+        "count": lambda v: _is_integer(v) and v >= 1,
+        "count or null": lambda v: v is None or (_is_integer(v) and v >= 1),
+        "seed": lambda v: _is_integer(v) and v >= 0,
+        "true or false": lambda v: isinstance(v, bool),
+        "object": lambda v: isinstance(v, dict),
+        "list": lambda v: isinstance(v, list),
+        "number or null": lambda v: v is None or _is_number(v),
+        "integer or null": lambda v: v is None or _is_integer(v),
+        "text or null": lambda v: v is None or isinstance(v, str),
+    }
+    if checks[expected](value):
+        return None
+    return f"{RUN_JSON}: {where}'{key}' is {_kind(value)}, expected {_ARTICLE[expected]}"
+
+
+def run_json_problem(run: dict[str, Any]) -> str | None:
+    """Why a run.json (an object with a known status) is not what maxbench writes, or None.
+
+    Every field the loader, ``report`` and ``multigoal`` use is checked for its type: the spec's
+    names (text), seed (an integer >= 0), budget and evaluation protocol (positive integers),
+    hyperparameters and env kwargs (objects), the timings (numbers), the provenance and the
+    error. A field that is absent is unknown, not damaged (a run that failed while its model was
+    built has no spec); a field of the wrong type (``"seed": "one"``, ``"budget": null``) makes
+    the cell damaged, so that no command trips over it later.
+    """
+    spec = run.get("spec")
+    for key, expected in _SPEC_FIELDS.items():
+        if isinstance(spec, dict) and key in spec:
+            problem = _field_problem("spec ", key, spec[key], expected)
+            if problem:
+                return problem
+    for section, fields in (("timings", _TIMING_FIELDS), ("provenance", _PROVENANCE_FIELDS)):
+        values = run.get(section)
+        for key, expected in fields.items():
+            if isinstance(values, dict) and key in values:
+                problem = _field_problem(f"{section} ", key, values[key], expected)
+                if problem:
+                    return problem
+    packages = (run.get("provenance") or {}).get("packages")
+    if packages is not None and not (
+        isinstance(packages, dict)
+        and all(v is None or isinstance(v, str) for v in packages.values())
+    ):
+        return f"{RUN_JSON}: provenance 'packages' is not an object of version texts"
+    if "error" in run:
+        return _field_problem("", "error", run["error"], "text or null")
+    return None
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, Any] | None, list[EvalRow], str | None]:
+    """run.json, the evaluations and the damage (None when intact) of one run folder."""
+    try:
+        cell = read_cell(folder)
+    except RecursionError:
+        return None, [], f"{RUN_JSON} is not what maxbench writes (nested too deeply)"
+    except Exception as err:  # noqa: BLE001  (the tolerant reader's own guarantee, enforced)
+        text = " ".join(str(err).split())[:200]
+        return None, [], f"its files cannot be read ({type(err).__name__}: {text})"
+    if cell.damage is not None:
+        return None, [], _tidy(cell.damage)
+    problem = run_json_problem(cell.run) if cell.run is not None else None
+    if problem is None:
+        problem = _evals_problem(cell.evals)
+    if problem is not None:
+        return None, [], problem
+    return cell.run, cell.evals, None
+
+
+def _tidy(damage: str) -> str:
+    """One line, without a file name said twice ("run.json: run.json is ...")."""
+    text = " ".join(damage.split())
+    for name in (RUN_JSON, EVALS_CSV):
+        if text.startswith(f"{name}: {name}"):
+            return text[len(name) + 2 :]
+    return text
+
+
+def _evals_problem(evals: list[EvalRow]) -> str | None:
+    """Why evals.csv's rows are not what maxbench writes: a step or length out of range."""
+    for row in evals:
+        if not 0 <= row.timestep < _INT_LIMIT:
+            return f"{EVALS_CSV}: timestep {row.timestep} is out of range"
+        if any(not 0 <= n < _INT_LIMIT for n in row.lengths):
+            return f"{EVALS_CSV}: an episode length at timestep {row.timestep} is out of range"
+    return None
+
+
+def _run_row(
+    folder: Path, run: dict[str, Any] | None, evals: list[EvalRow], damage: str | None
+) -> dict[str, Any]:
+    """One row of :attr:`Results.runs`; a damaged cell keeps only what its path says."""
+    spec: dict[str, Any] = dict.fromkeys(_SPEC_FIELDS)
+    spec.update(_spec_from_path(folder))
+    known = (run or {}).get("spec")
+    if isinstance(known, dict):
+        spec.update((key, known[key]) for key in _SPEC_FIELDS if key in known)
+    provenance = (run or {}).get("provenance") or {}
+    packages = provenance.get("packages") or {}
+    timings = (run or {}).get("timings") or {}
+    has_spec = isinstance(known, dict)
     row: dict[str, Any] = {
-        "suite": spec.get("suite"),
-        "algo": spec.get("algo"),
-        "algo_target": spec.get("algo_target"),
-        "policy": spec.get("policy"),
-        "hyperparams": json.dumps(spec.get("hyperparams") or {}, sort_keys=True),
-        "env": spec.get("env_name"),
-        "env_id": spec.get("env_id"),
-        "seed": int(spec.get("seed")),
-        "status": (run or {}).get("status", PENDING),
-        "budget": spec.get("budget"),
-        "eval_every": spec.get("eval_every"),
-        "eval_episodes": spec.get("eval_episodes"),
-        "eval_deterministic": spec.get("eval_deterministic"),
-        "n_envs": spec.get("n_envs"),
-        "env_kwargs": json.dumps(spec.get("env_kwargs") or {}, sort_keys=True),
-        "max_episode_steps": spec.get("max_episode_steps"),
-        "wrappers": json.dumps(spec.get("wrappers") or [], sort_keys=True),
+        "suite": spec["suite"],
+        "algo": spec["algo"],
+        "algo_target": spec["algo_target"],
+        "policy": spec["policy"],
+        "hyperparams": _json_or_none(spec["hyperparams"], {}, has_spec),
+        "env": spec["env_name"],
+        "env_id": spec["env_id"],
+        "seed": int(spec["seed"]),
+        "status": DAMAGED if damage is not None else (run or {}).get("status", PENDING),
+        "budget": spec["budget"],
+        "eval_every": spec["eval_every"],
+        "eval_episodes": spec["eval_episodes"],
+        "eval_deterministic": spec["eval_deterministic"],
+        "n_envs": spec["n_envs"],
+        "env_kwargs": _json_or_none(spec["env_kwargs"], {}, has_spec),
+        "max_episode_steps": spec["max_episode_steps"],
+        "wrappers": _json_or_none(spec["wrappers"], [], has_spec),
         "evaluations": len(evals),
         "last_timestep": evals[-1].timestep if evals else None,
         "env_steps": timings.get("env_steps"),
@@ -210,12 +396,54 @@ def _run_row(folder: Path, run: dict[str, Any] | None, evals: list[Any]) -> dict
         "torch_threads": provenance.get("torch_threads"),
         "python": provenance.get("python"),
         "git_revision": provenance.get("git_revision"),
-        "error": (run or {}).get("error"),
+        "error": damage if damage is not None else (run or {}).get("error"),
         "folder": str(folder),
     }
     for package, column in _PACKAGE_COLUMNS.items():
         row[column] = packages.get(package)
     return row
+
+
+def _json_or_none(value: Any, default: Any, has_spec: bool) -> str | None:
+    """A spec's dict or list as sorted JSON; None when the run has no spec (unknown)."""
+    if not has_spec:
+        return None
+    return json.dumps(value if value is not None else default, sort_keys=True)
+
+
+def _mark_duplicates(rows: list[dict[str, Any]]) -> None:
+    """Two folders with the same cell (suite, algo, env, seed): keep one, the others damaged.
+
+    A copied cell folder keeps its run.json, so two folders can name the same cell; scoring both
+    would count one run twice. The folder whose path is the cell's own path is kept (the first,
+    sorted, when several are); every other one becomes ``damaged`` and names the one kept.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] != DAMAGED:
+            groups.setdefault((row["suite"], row["algo"], row["env"], row["seed"]), []).append(row)
+    for (suite, algo, env, seed), group in groups.items():
+        if len(group) < 2:
+            continue
+        own = (str(suite), str(algo), str(env), f"seed_{seed}")
+        kept = next((r for r in group if Path(r["folder"]).parts[-4:] == own), group[0])
+        for row in group:
+            if row is kept:
+                continue
+            identity = _spec_from_path(Path(row["folder"]))
+            row.update(
+                {column: None for column in RUN_COLUMNS if column not in ("folder", "evaluations")}
+            )
+            row.update(
+                suite=identity["suite"],
+                algo=identity["algo"],
+                env=identity["env_name"],
+                seed=identity["seed"],
+                status=DAMAGED,
+                evaluations=0,
+                error=f"{RUN_JSON} names the cell {algo}/{env}/seed_{seed} of suite {suite}, "
+                f"which the folder {kept['folder']} holds too",
+            )
 
 
 def load_results(root: str | Path) -> Results:
@@ -227,27 +455,32 @@ def load_results(root: str | Path) -> Results:
     import pandas as pd
 
     root = Path(root)
-    if not root.exists():
-        raise UserInputError(f"results folder '{root}' does not exist")
-    if not root.is_dir():
-        raise UserInputError(f"'{root}' is not a folder (expected a results folder)")
-    folders = find_run_folders(root)
+    try:
+        if not root.exists():
+            raise UserInputError(f"results folder '{root}' does not exist")
+        if not root.is_dir():
+            raise UserInputError(f"'{root}' is not a folder (expected a results folder)")
+        folders = find_run_folders(root)
+    except (OSError, ValueError) as err:  # unreadable, a name too long, a NUL byte
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UserInputError(f"results folder '{root}' cannot be read: {text}") from None
     if not folders:
         raise UserInputError(
             f"no runs in '{root}' (expected <suite>/<algo>/<env>/seed_<n>/ folders with a "
             f"run.json, as written by 'maxbench run')"
         )
     run_rows: list[dict[str, Any]] = []
-    episode_rows: list[dict[str, Any]] = []
+    evals_of: dict[str, list[EvalRow]] = {}
     for folder in folders:
-        try:
-            run = read_run_json(folder)
-            evals = read_evals(folder)
-        except (OSError, ValueError, KeyError) as err:
-            raise UserInputError(f"cannot read run folder '{folder}': {err}") from None
-        row = _run_row(folder, run, evals)
-        run_rows.append(row)
-        for evaluation in evals:
+        run, evals, damage = _read_folder(folder)
+        run_rows.append(_run_row(folder, run, evals, damage))
+        evals_of[str(folder)] = evals
+    _mark_duplicates(run_rows)
+    episode_rows: list[dict[str, Any]] = []
+    for row in run_rows:
+        if row["status"] == DAMAGED:
+            continue
+        for evaluation in evals_of[row["folder"]]:
             for episode, (ret, length) in enumerate(
                 zip(evaluation.returns, evaluation.lengths, strict=False)
             ):

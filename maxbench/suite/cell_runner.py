@@ -5,16 +5,30 @@ at every boundary the model, its optimizers and its replay buffer are in a consi
 an evaluation row at timestep t and a checkpoint at t describe the same model. A resumed cell
 keeps the evaluation rows up to its checkpoint and trains on from there, so evals.csv never has a
 duplicated or a missing evaluation timestep.
+
+The finishing sequence (:data:`FINISH_STEPS`) is ordered so that a crash between any two of its
+steps loses nothing: evals.csv already holds the last evaluation; the final model is written
+durably; then run.json says ``finished`` (a finished cell is never trained again); only then are
+the checkpoints removed and the environments closed. A crash before ``finished`` is written
+resumes from the last checkpoint, which is still there.
+
+Every write that fails (a full disk: ENOSPC, EDQUOT, EIO) fails the cell with the system's
+message, recorded in run.json's ``error`` when run.json can still be written, else printed on
+stderr as ``maxbench: <cell>: <what> failed: [Errno 28] No space left on device``; no temporary
+file is left behind and every file written before is intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +39,24 @@ from stable_baselines3.common.logger import configure
 
 from maxbench import provenance
 from maxbench.registry import resolve_algorithm
-from maxbench.results.atomic import write_json_atomic
+from maxbench.results.atomic import atomic_open, is_temporary_name, write_json_atomic
 from maxbench.results.layout import (
+    DAMAGED,
     FAILED,
     FINISHED,
     INTERRUPTED,
     MODEL_ZIP,
+    RUN_JSON,
     RUNNING,
     SB3_LOGS,
     TRAIN_LOG,
+    DamagedCellError,
     EvalRow,
+    read_cell,
     read_evals,
-    read_run_json,
     write_evals,
 )
-from maxbench.results.lock import cell_lock
+from maxbench.results.lock import LockUnsupportedError, cell_lock
 from maxbench.suite import checkpoint as ckpt
 from maxbench.suite.cells import Cell
 from maxbench.suite.environments import evaluation_env, training_env
@@ -54,17 +71,30 @@ from maxbench.suite.hyperparams import convert_hyperparameters
 
 ProgressFn = Callable[[int], None]
 _SEED_MODULUS = 2**31 - 1
+# The finishing sequence, in order; each name is a method of CellRun taking a _Finishing.
+FINISH_STEPS = ("save_final_model", "record_finished", "remove_checkpoints", "close_envs")
+# A temporary final model of maxbench versions before issue 16 (SB3 appends ".zip").
+_LEGACY_MODEL_TEMP = f".{MODEL_ZIP}.tmp.zip"
 
 
-def boundaries(cell: Cell) -> list[tuple[int, bool, bool]]:
-    """Sorted (timestep, evaluate?, checkpoint?) points up to the budget.
+def boundaries(cell: Cell, after: int = 0) -> Iterator[tuple[int, bool, bool]]:
+    """(timestep, evaluate?, checkpoint?) points in ``(after, budget]``, in increasing order.
 
     Evaluations every ``eval_every`` steps and at the budget; checkpoints every
     ``checkpoint_every`` steps before the budget (the final model is saved at the budget).
+    Lazy: each point is computed from the previous one, so ``every: 1`` with a budget of 10**15
+    costs nothing up front (issue 16, "Unbounded work").
     """
-    evals = set(range(cell.eval_every, cell.budget + 1, cell.eval_every)) | {cell.budget}
-    checkpoints = set(range(cell.checkpoint_every, cell.budget, cell.checkpoint_every))
-    return [(t, t in evals, t in checkpoints) for t in sorted(evals | checkpoints)]
+    budget, every, checkpoint_every = cell.budget, cell.eval_every, cell.checkpoint_every
+    if min(every, checkpoint_every) < 1:
+        raise ValueError("eval_every and checkpoint_every must be at least 1")
+    timestep = max(0, after)
+    while timestep < budget:
+        next_eval = min((timestep // every + 1) * every, budget)
+        next_checkpoint = (timestep // checkpoint_every + 1) * checkpoint_every
+        point = min(next_eval, next_checkpoint)
+        yield point, point == next_eval, point == next_checkpoint and point < budget
+        timestep = point
 
 
 def evaluation_seed(cell: Cell, timestep: int) -> int:
@@ -77,53 +107,126 @@ def training_seed(cell: Cell, timestep: int) -> int:
     return (cell.seed + 7_919 * timestep) % _SEED_MODULUS
 
 
+class ResultWriteError(Exception):
+    """Writing one of the cell's files failed; says what, with the system's message."""
+
+    def __init__(self, what: str, cause: OSError) -> None:
+        super().__init__(f"{what} failed: {cause}")
+        self.what, self.cause = what, cause
+
+
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn an OSError of the block into a ResultWriteError saying ``what`` was being done."""
+    try:
+        yield
+    except OSError as err:
+        raise ResultWriteError(what, err) from err
+
+
+def remove_temporary_files(folder: Path) -> list[str]:
+    """Remove the temporary files an interrupted write left in a cell's folder; return them.
+
+    Only maxbench's own temporary names: atomic writes' ``.<name>.<random>.tmp``, the old
+    ``.model.zip.tmp.zip`` and checkpoints' staging folders ``checkpoints/.step_<t>.tmp``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        temporary = is_temporary_name(path.name) or path.name == _LEGACY_MODEL_TEMP
+        if temporary and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed + [f"checkpoints/{name}" for name in ckpt.remove_temporary(folder)]
+
+
+@dataclass
+class _Finishing:
+    """What the finishing steps work on."""
+
+    model: Any
+    rows: list[EvalRow]
+
+
 class CellRun:
     """Runs one cell in its folder; use :func:`run_cell`."""
 
-    def __init__(self, cell: Cell, folder: Path, report: ProgressFn | None) -> None:
+    def __init__(
+        self, cell: Cell, folder: Path, report: ProgressFn | None, run: dict[str, Any] | None
+    ) -> None:
         self.cell, self.folder, self.report = cell, Path(folder), report
         self.log = _file_logger(self.folder / TRAIN_LOG, cell.key)
-        self.run: dict[str, Any] = read_run_json(self.folder) or {}
+        self.run: dict[str, Any] = dict(run or {})
         self.attempt_monotonic = time.monotonic()
         self.timing = {"train_time_s": 0.0, "eval_time_s": 0.0, "wall_time_s": 0.0}
+        self.envs: list[Any] = []
 
     # -- run.json -----------------------------------------------------------------------------
     def _write_run(self, status: str, **fields: Any) -> None:
-        self.run.update(status=status, **fields)
-        self.run["updated_at"] = _now()
-        write_json_atomic(self.folder / "run.json", self.run)
+        """Write run.json with ``status`` and ``fields``; ``self.run`` changes only on success."""
+        updated = {**self.run, "status": status, **fields, "updated_at": _now()}
+        write_json_atomic(self.folder / RUN_JSON, updated)
+        self.run = updated
 
     def _record_end(self, status: str, **fields: Any) -> str:
-        """Write the final status; if even that fails (a full disk), say so on stderr."""
+        """Write the final status; if even that fails (a full disk), say so on stderr.
+
+        A cell whose run.json already says ``finished`` stays finished: a failure after that
+        point (removing checkpoints, closing envs) cannot undo a completed run.
+        """
+        if self.run.get("status") == FINISHED:
+            self.log.warning("%s after the run was recorded finished; it stays finished", status)
+            return FINISHED
         if self.run.get("attempts"):
             self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
         try:
             self._write_run(status, **fields)
-        except OSError as err:
-            print(
-                f"maxbench: {self.cell.key}: cannot record status {status}: {err}", file=sys.stderr
-            )
+        except OSError:
+            try:  # a smaller run.json may still fit (a quota): the traceback is in train.log
+                self._write_run(status, **{k: v for k, v in fields.items() if k != "traceback"})
+            except OSError as err:
+                what = fields.get("error") or f"recording status {status}"
+                print(
+                    f"maxbench: {self.cell.key}: {what} (and writing {RUN_JSON} failed: {err})",
+                    file=sys.stderr,
+                )
         return status
 
     def _attempt_wall(self) -> float:
         return time.monotonic() - self.attempt_monotonic
 
     # -- building and resuming ----------------------------------------------------------------
+    def _previous_evals(self) -> list[EvalRow] | None:
+        """evals.csv's rows, or None when it is damaged (then nothing of it can be kept)."""
+        try:
+            return read_evals(self.folder)
+        except DamagedCellError as err:
+            self.log.warning("%s; its evaluations cannot be kept", err)
+            return None
+
     def _build(self) -> tuple[Any, int, list[EvalRow]]:
         cls, _ = resolve_algorithm(self.cell.algo_target)
+        previous = self._previous_evals()
         found = ckpt.find_checkpoint(self.folder, log=self.log.warning)
+        if found is not None and previous is None:
+            self.log.warning("evals.csv is damaged: the checkpoint cannot be resumed")
+            found = None
         if found is None:
             env = training_env(self.cell, seed=training_seed(self.cell, 0))
+            self.envs.append(env)
             action_dim = int(np.prod(env.action_space.shape or (1,)))
             kwargs = convert_hyperparameters(self.cell.hyperparams, action_dim, algorithm=cls)
             kwargs.setdefault("verbose", 0)
             model = cls(self.cell.policy, env, seed=self.cell.seed, **kwargs)
-            if read_evals(self.folder):
+            if previous is None or previous:
                 self.log.warning("no usable checkpoint: restarting from scratch")
             return model, 0, []
-        timestep = int(found.state["timestep"])
+        timestep = found.timestep
         self.log.info("resuming from checkpoint at timestep %d", timestep)
         env = training_env(self.cell, seed=training_seed(self.cell, timestep))
+        self.envs.append(env)
         action_dim = int(np.prod(env.action_space.shape or (1,)))
         custom = {
             key: value
@@ -133,10 +236,10 @@ class CellRun:
         model = cls.load(found.model_path, env=env, custom_objects=custom or None)
         if found.replay_buffer_path is not None:
             model.load_replay_buffer(found.replay_buffer_path)
-        ckpt.restore_rng_state(torch.load(found.folder / "rng.pt", weights_only=False))
+        ckpt.restore_rng_state(found.rng)
         for key in self.timing:
             self.timing[key] = float(found.state.get(key, 0.0))
-        rows = [row for row in read_evals(self.folder) if row.timestep <= timestep]
+        rows = [row for row in previous or [] if row.timestep <= timestep]
         return model, timestep, rows
 
     # -- the loop -------------------------------------------------------------------------------
@@ -172,13 +275,30 @@ class CellRun:
             "wall_time_s": self.timing["wall_time_s"] + self._attempt_wall(),
         }
 
+    def _checkpoint(self, model: Any, timestep: int) -> None:
+        with writing(f"writing the checkpoint at timestep {timestep}"):
+            ckpt.save_checkpoint(self.folder, model, self._state(timestep))
+
+    def _learn(self, model: Any, steps: int, watchdog: CellWatchdog) -> None:
+        started = time.monotonic()
+        try:
+            model.learn(steps, reset_num_timesteps=False, callback=watchdog)
+        except NonFiniteError:
+            raise
+        except OSError as error:  # SB3's progress log on a full disk, most often
+            raise (explain_crash(model, error) or ResultWriteError("training", error)) from error
+        except Exception as error:
+            raise (explain_crash(model, error) or error) from error
+        self.timing["train_time_s"] += time.monotonic() - started
+
     def execute(self) -> str:
         cell = self.cell
         attempts = self.run.get("attempts", [])
-        attempts.append({"started_at": _now(), "pid": _pid()})
+        attempts.append({"started_at": _now(), "pid": os.getpid()})
         model, start, rows = self._build()
         attempts[-1]["resumed_from"] = start
-        write_evals(self.folder, rows)
+        with writing("writing evals.csv"):
+            write_evals(self.folder, rows)
         self.run.setdefault("started_at", _now())
         self.run.update(
             spec=cell.to_dict(),
@@ -189,25 +309,20 @@ class CellRun:
             ),
         )
         self.run.pop("error", None)
-        self._write_run(RUNNING)
+        self.run.pop("traceback", None)
+        with writing(f"writing {RUN_JSON}"):
+            self._write_run(RUNNING)
         sb3_folder = self.folder / SB3_LOGS / f"attempt_{len(attempts)}"
-        model.set_logger(configure(str(sb3_folder), ["csv", "log"]))
+        with writing("creating the SB3 progress log"):
+            model.set_logger(configure(str(sb3_folder), ["csv", "log"]))
         eval_env = evaluation_env(cell)
+        self.envs.append(eval_env)
         watchdog = CellWatchdog(self.report)
         last_eval = rows[-1].timestep if rows else 0
-        for point, do_eval, do_checkpoint in boundaries(cell):
-            if point <= start:
-                continue
+        for point, do_eval, do_checkpoint in boundaries(cell, after=start):
             remaining = point - model.num_timesteps
             if remaining > 0:
-                started = time.monotonic()
-                try:
-                    model.learn(remaining, reset_num_timesteps=False, callback=watchdog)
-                except NonFiniteError:
-                    raise
-                except Exception as error:
-                    raise (explain_crash(model, error) or error) from error
-                self.timing["train_time_s"] += time.monotonic() - started
+                self._learn(model, remaining, watchdog)
             timestep = int(model.num_timesteps)
             watchdog.check()
             if stop_requested():
@@ -215,58 +330,82 @@ class CellRun:
             if do_eval and timestep > last_eval:
                 rows.append(self._evaluate(model, eval_env, timestep))
                 last_eval = timestep
-                write_evals(self.folder, rows)
+                with writing("writing evals.csv"):
+                    write_evals(self.folder, rows)
             if do_checkpoint:
-                ckpt.save_checkpoint(self.folder, model, self._state(timestep))
+                self._checkpoint(model, timestep)
             if self.report is not None:
                 self.report(timestep)
-        model.save(self.folder / f".{MODEL_ZIP}.tmp.zip")
-        (self.folder / f".{MODEL_ZIP}.tmp.zip").replace(self.folder / MODEL_ZIP)
-        ckpt.remove_checkpoints(self.folder)
-        eval_env.close()
-        model.get_env().close()
-        return self._finish(model, rows)
+        finishing = _Finishing(model, rows)
+        for step in FINISH_STEPS:
+            getattr(self, step)(finishing)
+        return FINISHED
 
-    def _stop_gracefully(self, model: Any, timestep: int) -> str:
-        """A stop was requested: checkpoint where training stopped, then mark interrupted."""
-        ckpt.save_checkpoint(self.folder, model, self._state(timestep))
-        self.log.warning("stop requested: checkpoint written at timestep %d", timestep)
-        return self.interrupt()
+    # -- the finishing sequence (FINISH_STEPS) ---------------------------------------------------
+    def save_final_model(self, finishing: _Finishing) -> None:
+        """Write model.zip durably (fsynced file, renamed, folder fsynced)."""
+        with writing(f"writing {MODEL_ZIP}"), atomic_open(self.folder / MODEL_ZIP, "wb") as out:
+            finishing.model.save(out)
 
-    def _finish(self, model: Any, rows: list[EvalRow]) -> str:
+    def record_finished(self, finishing: _Finishing) -> None:
+        """Write run.json with status ``finished``, the timings and the final evaluation."""
+        model, rows = finishing.model, finishing.rows
         trained = int(model.num_timesteps)
         wall = self.timing["wall_time_s"] + self._attempt_wall()
         self.run["attempts"][-1].update(ended_at=_now(), wall_time_s=self._attempt_wall())
-        self._write_run(
-            FINISHED,
-            ended_at=_now(),
-            timings={
-                "env_steps": trained,
-                "train_time_s": round(self.timing["train_time_s"], 3),
-                "eval_time_s": round(self.timing["eval_time_s"], 3),
-                "wall_time_s": round(wall, 3),
-                "env_steps_per_s": round(trained / max(self.timing["train_time_s"], 1e-9), 2),
-            },
-            final={
-                "timestep": rows[-1].timestep if rows else trained,
-                "mean_return": rows[-1].mean_return if rows else None,
-                "std_return": rows[-1].std_return if rows else None,
-                "episodes": len(rows[-1].returns) if rows else 0,
-            },
-        )
+        with writing(f"writing {RUN_JSON}"):
+            self._write_run(
+                FINISHED,
+                ended_at=_now(),
+                timings={
+                    "env_steps": trained,
+                    "train_time_s": round(self.timing["train_time_s"], 3),
+                    "eval_time_s": round(self.timing["eval_time_s"], 3),
+                    "wall_time_s": round(wall, 3),
+                    "env_steps_per_s": round(trained / max(self.timing["train_time_s"], 1e-9), 2),
+                },
+                final={
+                    "timestep": rows[-1].timestep if rows else trained,
+                    "mean_return": rows[-1].mean_return if rows else None,
+                    "std_return": rows[-1].std_return if rows else None,
+                    "episodes": len(rows[-1].returns) if rows else 0,
+                },
+            )
         self.log.info("finished: %d env steps in %.1f s", trained, wall)
-        return FINISHED
+
+    def remove_checkpoints(self, finishing: _Finishing) -> None:
+        """Delete the checkpoints: the cell is recorded finished, nothing will resume them."""
+        ckpt.remove_checkpoints(self.folder)
+
+    def close_envs(self, finishing: _Finishing | None = None) -> None:
+        """Close the training and evaluation environments (an error is logged, not raised)."""
+        while self.envs:
+            env = self.envs.pop()
+            try:
+                env.close()
+            except Exception as err:  # noqa: BLE001  (the results are complete already)
+                self.log.warning("closing an environment failed: %s: %s", type(err).__name__, err)
+
+    # -- other endings ---------------------------------------------------------------------------
+    def _stop_gracefully(self, model: Any, timestep: int) -> str:
+        """A stop was requested: checkpoint where training stopped, then mark interrupted."""
+        self._checkpoint(model, timestep)
+        self.log.warning("stop requested: checkpoint written at timestep %d", timestep)
+        return self.interrupt()
 
     def fail(self, error: BaseException) -> str:
         text = "".join(traceback.format_exception(error))
         self.log.error("run failed:\n%s", text)
-        return self._record_end(
-            FAILED, ended_at=_now(), error=f"{type(error).__name__}: {error}", traceback=text
-        )
+        line = str(error) if isinstance(error, ResultWriteError) else _describe(error)
+        return self._record_end(FAILED, ended_at=_now(), error=line, traceback=text)
 
     def interrupt(self) -> str:
         self.log.warning("interrupted; the next run resumes from the last checkpoint")
         return self._record_end(INTERRUPTED)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def run_cell(
@@ -282,16 +421,27 @@ def run_cell(
     Never raises for a failure inside the run: the error and its traceback go to the cell's
     train.log and run.json, and the status is ``failed``. Raises CellBusyError when another
     process is training the same cell. A cell that another process finished (or failed, unless
-    ``retry_failed``) while this one waited is left as it is.
+    ``retry_failed``) while this one waited is left as it is, and so is a damaged one (a file
+    that cannot be read as what maxbench wrote: its status is ``damaged``, nothing is written).
     """
     folder = cell.folder(out)
     clear_stop()
     try:
         with cell_lock(folder):
-            status = (read_run_json(folder) or {}).get("status")
-            if status == FINISHED or (status == FAILED and not retry_failed):
-                return status
-            run = CellRun(cell, folder, report)
+            removed = remove_temporary_files(folder)
+            files = read_cell(folder)
+            status = files.run.get("status") if files.run else None
+            if status == FINISHED:
+                ckpt.remove_checkpoints(folder)  # a crash may have left them: never needed
+                return FINISHED
+            if status == FAILED and not retry_failed:
+                return FAILED
+            if files.damage is not None:  # never run as it is: `run` sets it aside first
+                print(f"maxbench: {cell.key}: damaged: {files.damage}", file=sys.stderr)
+                return DAMAGED
+            run = CellRun(cell, folder, report, files.run)
+            if removed:
+                run.log.warning("removed temporary files of an interrupted write: %s", removed)
             try:
                 return run.execute()
             except KeyboardInterrupt:
@@ -299,10 +449,36 @@ def run_cell(
             except Exception as error:  # noqa: BLE001  (a crash is recorded, never propagated)
                 return run.fail(error)
             finally:
-                logging.getLogger(f"maxbench.cell.{cell.key}").handlers.clear()
+                run.close_envs()
+                _close_logger(run.log)
+    except LockUnsupportedError as err:
+        return _fail_without_lock(cell, folder, err)
     except OSError as err:  # the folder cannot even be written: nothing to record it in
         print(f"maxbench: {cell.key}: cannot write to {folder}: {err}", file=sys.stderr)
         return FAILED
+
+
+def _fail_without_lock(cell: Cell, folder: Path, error: LockUnsupportedError) -> str:
+    """The cell cannot be locked: say why on stderr and, unless it is finished, in run.json."""
+    print(f"maxbench: {cell.key}: {error}", file=sys.stderr)
+    run = read_cell(folder).run
+    if run is not None and run.get("status") == FINISHED:
+        return FINISHED
+    record = {**(run or {"spec": cell.to_dict()}), "status": FAILED, "error": str(error)}
+    with contextlib.suppress(OSError):
+        write_json_atomic(folder / RUN_JSON, record)
+    return FAILED
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A FileHandler that never prints a traceback on the terminal when a write fails.
+
+    The log is best effort: a full disk is reported through run.json or stderr by the runner,
+    not by the ``--- Logging error ---`` tracebacks of :meth:`logging.Handler.handleError`.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
+        return
 
 
 def _file_logger(path: Path, name: str) -> logging.Logger:
@@ -310,18 +486,18 @@ def _file_logger(path: Path, name: str) -> logging.Logger:
     logger = logging.getLogger(f"maxbench.cell.{name}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    logger.handlers.clear()
-    handler = logging.FileHandler(path)
+    _close_logger(logger)
+    handler = _QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     return logger
 
 
+def _close_logger(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,10 +19,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from maxbench.results.layout import FINISHED, read_run_json
-from maxbench.suite.plan import PlannedCell
+from maxbench.results.layout import FINISHED
+from maxbench.suite.plan import PlannedCell, read_cell_folder
 
-_STATUS_STYLE = {"finished": "green", "failed": "red", "interrupted": "yellow", "busy": "yellow"}
+_STATUS_STYLE = {
+    "finished": "green",
+    "failed": "red",
+    "damaged": "red",
+    "interrupted": "yellow",
+    "busy": "yellow",
+}
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number (a run.json may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _status_markup(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
 
 
 class LiveProgress:
@@ -63,10 +81,10 @@ class LiveProgress:
     def cell_started(self, planned: PlannedCell) -> None:
         key = planned.cell.key
         self.tasks[key] = self.progress.add_task(
-            f"  {key}", total=planned.cell.budget, completed=planned.done_steps
+            f"  {escape(key)}", total=planned.cell.budget, completed=planned.done_steps
         )
         if planned.done_steps:
-            self.console.log(f"resuming {key} from step {planned.done_steps}")
+            self.console.log(f"resuming {escape(key)} from step {planned.done_steps}")
 
     def cell_progress(self, key: str, timestep: int) -> None:
         if key in self.tasks:
@@ -84,41 +102,52 @@ class LiveProgress:
         self.progress.update(
             self.overall, description=self._overall_label(), completed=sum(self.steps.values())
         )
-        style = _STATUS_STYLE.get(status, "white")
-        detail = ""
-        if run and status == FINISHED:
-            final = run.get("final", {})
-            timings = run.get("timings", {})
-            if final.get("mean_return") is not None:
-                detail = (
-                    f": return {final['mean_return']:.2f} at step {final['timestep']}, "
-                    f"{timings.get('env_steps_per_s', 0):.0f} steps/s"
-                )
-        elif run and run.get("error"):
-            detail = f": {run['error']} (see {planned.cell.key}/train.log)"
-        self.console.log(f"[{style}]{status}[/] {key}{detail}")
+        self.console.log(f"{_status_markup(status)} {escape(key)}{_detail(planned, status, run)}")
+
+
+def _detail(planned: PlannedCell, status: str, run: dict[str, Any] | None) -> str:
+    """What to say after a cell's status when it ends (markup-safe)."""
+    if not isinstance(run, dict):
+        return ""
+    if status == FINISHED:
+        final = run.get("final") if isinstance(run.get("final"), dict) else {}
+        timings = run.get("timings") if isinstance(run.get("timings"), dict) else {}
+        mean, speed = _number(final.get("mean_return")), _number(timings.get("env_steps_per_s"))
+        if mean is None:
+            return ""
+        at = escape(str(final.get("timestep", "?")))
+        return f": return {mean:.2f} at step {at}, {speed or 0:.0f} steps/s"
+    if run.get("error"):
+        return f": {escape(str(run['error']))} (see {escape(planned.cell.key)}/train.log)"
+    return ""
 
 
 def summary_table(planned: list[PlannedCell], out: Path, title: str) -> Table:
-    """Every cell of the selection with its status and final evaluation return."""
-    table = Table(title=title)
+    """Every cell of the selection with its status and final evaluation return.
+
+    Read tolerantly: a damaged cell shows ``damaged``, and a run.json value that is not a number
+    shows as blank, never as a crash.
+    """
+    table = Table(title=escape(title))
     for column in ("algo", "env", "seed", "status", "final return", "at step", "steps/s", "wall"):
         table.add_column(column, justify="right" if column not in ("algo", "env") else "left")
     for item in planned:
         cell = item.cell
-        run = read_run_json(cell.folder(out)) or {}
-        status = run.get("status", "pending")
+        files = read_cell_folder(cell.folder(out))
+        run = files.run or {}
         final = run.get("final") or {}
         timings = run.get("timings") or {}
-        mean = final.get("mean_return")
+        mean, std = _number(final.get("mean_return")), _number(final.get("std_return"))
+        speed, wall = _number(timings.get("env_steps_per_s")), _number(timings.get("wall_time_s"))
+        step = final.get("timestep", "")
         table.add_row(
-            cell.algo,
-            cell.env_name,
+            escape(cell.algo),
+            escape(cell.env_name),
             str(cell.seed),
-            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
-            "" if mean is None else f"{mean:.2f} ± {final.get('std_return', 0):.2f}",
-            str(final.get("timestep", "")),
-            f"{timings['env_steps_per_s']:.0f}" if "env_steps_per_s" in timings else "",
-            f"{timings['wall_time_s']:.0f} s" if "wall_time_s" in timings else "",
+            _status_markup(files.status),
+            "" if mean is None else f"{mean:.2f} ± {std or 0:.2f}",
+            escape(str(step)) if isinstance(step, int | float | str) else "",
+            "" if speed is None else f"{speed:.0f}",
+            "" if wall is None else f"{wall:.0f} s",
         )
     return table

@@ -23,7 +23,8 @@ def env_factory(cell: Cell) -> Callable[[], gym.Env]:
             kwargs["max_episode_steps"] = cell.max_episode_steps
         env = gym.make(cell.env_id, **kwargs)
         for wrapper in cell.wrappers:
-            env = import_target(wrapper["target"])(env, **wrapper.get("kwargs", {}))
+            wrap = import_target(wrapper["target"], what="wrapper")
+            env = wrap(env, **(wrapper.get("kwargs") or {}))
         return env
 
     return make

@@ -1,8 +1,16 @@
 """Read a suite file, validate it, and say precisely what is wrong when it is not valid.
 
-Two stages: the file's shape (pydantic, :mod:`maxbench.suite.model`), then its meaning — the
-algorithms exist, their constructors accept the hyperparameters, the environment ids are
-registered with gymnasium, the wrappers import. Both run before any training starts.
+Three stages, cheapest first, all before any folder is written:
+
+1. the file's shape (strict YAML, then pydantic, :mod:`maxbench.suite.model`): keys, types,
+   bounds, names that become folders;
+2. its names: the algorithms exist, their constructors accept the hyperparameters and these
+   convert, the policies exist, the environment ids are registered with gymnasium, the wrappers
+   import;
+3. its meaning (:mod:`maxbench.suite.preflight`): each environment is built and each
+   (algorithm, environment) model constructed once, in a throwaway process.
+
+``maxbench validate`` and ``maxbench run`` both go through :func:`load_suite` with all three.
 """
 
 from __future__ import annotations
@@ -15,14 +23,30 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from maxbench.errors import UserInputError, close_match_hint
+from maxbench.suite.identifiers import RULE, describe_name, is_identifier
 from maxbench.suite.model import (
     AlgorithmSpec,
     EnvironmentSpec,
     EvaluationProtocol,
     Suite,
     WrapperSpec,
+    show_value,
 )
 from maxbench.suite.yaml_loader import line_of, read_yaml
+
+# What a value of the wrong type should have been, by pydantic error type.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "none_required": "empty",
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,12 @@ class LoadedSuite:
     suite: Suite
     name: str
     path: Path
+
+
+def where(path: Path, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """``path:line`` of the key path ``loc`` (just ``path`` when the line is unknown)."""
+    line = line_of(node, loc)
+    return f"{path}:{line}" if line else f"{path}"
 
 
 def _section_model(loc: tuple[Any, ...]) -> type[BaseModel]:
@@ -57,7 +87,7 @@ def _data_path(data: Any, error: dict[str, Any]) -> tuple[Any, ...]:
     node = data
     parts = list(error["loc"])
     for position, part in enumerate(parts):
-        in_dict = isinstance(node, dict) and part in node
+        in_dict = isinstance(node, dict) and _hashable(part) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if in_dict or in_list:
             path.append(part)
@@ -67,24 +97,56 @@ def _data_path(data: Any, error: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(path)
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _show_key(part: Any) -> str:
+    """A key of a key path as text: plain when printable, else quoted with escapes."""
+    text = str(part)
+    return text if text.isprintable() and len(text) <= 60 else show_value(part)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(_show_key(part) for part in loc) or "suite"
+
+
+def _identifier_what(loc: tuple[Any, ...]) -> str:
+    if loc[:1] == ("algorithms",):
+        return "algorithm key"
+    if loc[:1] == ("environments",):
+        return "environment label"
+    return "name"
+
+
 def _describe(data: Any, error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
     """One readable sentence for a pydantic error, and the key path it concerns."""
     loc = _data_path(data, error)
-    dotted = ".".join(str(part) for part in loc) or "suite"
+    dotted = _dotted(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
         section = loc[:-1]
         allowed = sorted(_section_model(section).model_fields)
-        where = ".".join(str(p) for p in section) or "the top level"
+        in_section = _dotted(section) if section else "the top level"
         return loc, (
-            f"unknown key '{loc[-1]}' in {where}{close_match_hint(str(loc[-1]), allowed)}; "
-            f"allowed: {', '.join(allowed)}"
+            f"unknown key {_show_key(loc[-1])!r} in {in_section}"
+            f"{close_match_hint(str(loc[-1]), allowed)}; allowed: {', '.join(allowed)}"
         )
     if kind == "missing":
         return loc, f"missing required key '{dotted}'"
+    if kind == "identifier":
+        return loc, describe_name(_identifier_what(loc), error.get("input"))
     if kind in ("greater_than", "greater_than_equal"):
-        return loc, f"{dotted}: must be a positive number (got {error.get('input')!r})"
-    message = error["msg"].removeprefix("Value error, ")
+        return loc, f"{dotted}: must be a positive number (got {show_value(error.get('input'))})"
+    if kind in _EXPECTED:
+        return loc, f"{dotted}: must be {_EXPECTED[kind]} (got {show_value(error.get('input'))})"
+    if kind == "string_too_short":
+        return loc, f"{dotted}: must not be empty"
+    message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
     return loc, f"{dotted}: {message}" if loc else message
 
 
@@ -100,14 +162,24 @@ def parse_suite(data: Any, path: Path, node: yaml.Node | None = None) -> Suite:
     except ValidationError as err:
         errors = err.errors()
         loc, message = _describe(data, errors[0])
-        line = line_of(node, loc)
-        where = f"{path}:{line}" if line else f"{path}"
         # A value that fits no member of a union gives one error per member: count places.
         places = len({_data_path(data, error) for error in errors})
         more = f" (+{places - 1} more problems)" if places > 1 else ""
-        raise UserInputError(f"{where}: {message}{more}") from None
+        raise UserInputError(f"{where(path, node, loc)}: {message}{more}") from None
     _check_override_sections(suite, path, node)
     return suite
+
+
+def suite_name(suite: Suite, path: Path) -> str:
+    """The suite's folder name: its ``name``, or the file's stem, which must be a valid name."""
+    if suite.name is not None:
+        return suite.name
+    if not is_identifier(path.stem):
+        raise UserInputError(
+            f"{path}: the suite has no 'name' and its file name {path.stem!r} cannot be one "
+            f"({RULE}); add a line such as 'name: my-suite'"
+        )
+    return path.stem
 
 
 def _check_override_sections(suite: Suite, path: Path, node: yaml.Node | None) -> None:
@@ -116,10 +188,10 @@ def _check_override_sections(suite: Suite, path: Path, node: yaml.Node | None) -
     for key, spec in suite.algorithms.items():
         for section in spec.hyperparams:
             if section != "default" and section not in env_names:
-                line = line_of(node, ("algorithms", key, "hyperparams", section))
                 raise UserInputError(
-                    f"{path}{f':{line}' if line else ''}: algorithms.{key}.hyperparams: section "
-                    f"'{section}' is neither 'default' nor an environment of this suite"
+                    f"{where(path, node, ('algorithms', key, 'hyperparams', section))}: "
+                    f"algorithms.{key}.hyperparams: section {_show_key(section)!r} is neither "
+                    f"'default' nor an environment of this suite"
                     f"{close_match_hint(section, env_names)} ({', '.join(sorted(env_names))})"
                 )
 
@@ -128,22 +200,42 @@ def _check_environment(env: EnvironmentSpec) -> None:
     import gymnasium as gym
 
     import maxbench.envs  # noqa: F401  (registers maxbench's own environments)
+    from maxbench.registry import import_module, import_target
 
+    env_name = env.id
+    if ":" in env.id:  # "module:Env-v0": gymnasium imports the module, which registers the env
+        module_name, env_name = env.id.split(":", 1)
+        if not module_name or ":" in env_name:
+            raise UserInputError(
+                f"environment id {env.id!r}: write 'Env-v0' or 'module:Env-v0' (one ':')"
+            )
+        import_module(module_name, env.id)
     try:
-        gym.spec(env.id)
+        gym.spec(env_name)
     except gym.error.Error as err:
         hint = close_match_hint(env.id, gym.envs.registry.keys())
         raise UserInputError(
-            f"unknown environment id '{env.id}'{hint} ({type(err).__name__}: {err})"
+            f"unknown environment id {env.id!r}{hint} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())})"
         ) from None
-    except ModuleNotFoundError as err:
-        raise UserInputError(f"environment '{env.id}': cannot import its module: {err}") from None
+    except Exception as err:  # the id's module (``module:Env-v0``) failed to import
+        raise UserInputError(
+            f"environment {env.id!r}: cannot import its module: {type(err).__name__}: "
+            f"{' '.join(str(err).split())}"
+        ) from None
     for wrapper in env.wrappers:
-        if ":" not in wrapper.target:
-            raise UserInputError(f"wrapper '{wrapper.target}' must be written 'module:Class'")
-        from maxbench.registry import import_target
+        if not callable(import_target(wrapper.target, what="wrapper")):
+            raise UserInputError(f"wrapper {wrapper.target!r} is not a class or a function")
 
-        import_target(wrapper.target)
+
+def _check_policy(cls: type, policy: str) -> None:
+    """SB3 algorithms name their policies in ``policy_aliases``: the suite's must be one."""
+    aliases = getattr(cls, "policy_aliases", None)
+    if isinstance(aliases, dict) and aliases and policy not in aliases:
+        raise UserInputError(
+            f"{cls.__name__} has no policy {policy!r}{close_match_hint(policy, aliases)}; "
+            f"known: {', '.join(sorted(aliases))}"
+        )
 
 
 def check_semantics(suite: Suite, path: Path, node: yaml.Node | None = None) -> None:
@@ -155,31 +247,59 @@ def check_semantics(suite: Suite, path: Path, node: yaml.Node | None = None) -> 
         try:
             _check_environment(env)
         except UserInputError as err:
-            line = line_of(node, ("environments", index))
-            raise UserInputError(f"{path}{f':{line}' if line else ''}: {err}") from None
+            raise UserInputError(f"{where(path, node, ('environments', index))}: {err}") from None
     for key, spec in suite.algorithms.items():
         try:
             cls, preset = resolve_algorithm(spec.algo or key)
         except UserInputError as err:
-            line = line_of(node, ("algorithms", key))
-            raise UserInputError(f"{path}{f':{line}' if line else ''}: {err}") from None
+            raise UserInputError(f"{where(path, node, ('algorithms', key))}: {err}") from None
+        try:
+            _check_policy(cls, spec.policy)
+        except UserInputError as err:
+            loc = ("algorithms", key, "policy")
+            raise UserInputError(
+                f"{where(path, node, loc)}: algorithms.{key}.policy: {err}"
+            ) from None
         for section, hyperparams in spec.hyperparams.items():
             try:
                 check_hyperparameters(cls, {**preset, **hyperparams})
-                convert_hyperparameters(hyperparams, action_dim=1, algorithm=cls)
+                convert_hyperparameters(hyperparams, action_dim=None, algorithm=cls)
             except UserInputError as err:
-                line = line_of(node, ("algorithms", key, "hyperparams", section))
-                where = f"{path}{f':{line}' if line else ''}"
+                loc = ("algorithms", key, "hyperparams", section)
                 raise UserInputError(
-                    f"{where}: algorithms.{key}.hyperparams.{section}: {err}"
+                    f"{where(path, node, loc)}: algorithms.{key}.hyperparams.{section}: {err}"
                 ) from None
 
 
-def load_suite(path: str | Path, check: bool = True) -> LoadedSuite:
-    """Read and validate the suite at ``path``. With ``check``, also resolve every name."""
+def _check_meaning(
+    suite: Suite, name: str, path: Path, node: yaml.Node | None, preflight: bool
+) -> None:
+    """The name checks, then the preflight build. The preflight's process starts first, so that
+    it imports torch while the name checks run; a name error still wins (and stops it)."""
+    if not preflight:
+        check_semantics(suite, path, node)
+        return
+    from maxbench.suite.preflight import Preflight
+
+    check = Preflight(suite, name)
+    try:
+        check_semantics(suite, path, node)
+        check.finish(path, node)
+    finally:
+        check.cancel()
+
+
+def load_suite(path: str | Path, check: bool = True, preflight: bool = True) -> LoadedSuite:
+    """Read and validate the suite at ``path``.
+
+    With ``check``, also resolve every name; with ``check`` and ``preflight`` (the default, what
+    ``validate`` and ``run`` use), also build every environment and model once in a throwaway
+    process (:func:`maxbench.suite.preflight.preflight_suite`).
+    """
     path = Path(path)
     data, node = read_yaml(path)
     suite = parse_suite(data, path, node)
+    name = suite_name(suite, path)
     if check:
-        check_semantics(suite, path, node)
-    return LoadedSuite(suite=suite, name=suite.name or path.stem, path=path)
+        _check_meaning(suite, name, path, node, preflight)
+    return LoadedSuite(suite=suite, name=name, path=path)

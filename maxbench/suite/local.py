@@ -20,10 +20,13 @@ from typing import Any, Protocol
 
 from maxbench.results.atomic import write_json_atomic
 from maxbench.results.layout import (
+    DAMAGED,
     FAILED,
     INTERRUPTED,
+    PENDING,
+    RUN_JSON,
     RUNNING,
-    read_run_json,
+    read_cell,
 )
 from maxbench.suite.cells import Cell
 from maxbench.suite.plan import RETRY, PlannedCell
@@ -51,25 +54,44 @@ class _Running:
 def record_outcome(
     planned: PlannedCell, out: Path, exitcode: int | None
 ) -> tuple[str, dict | None]:
-    """The cell's final status, from its run.json; a process that died is recorded here."""
+    """The cell's final status, from its run.json; a process that died is recorded here.
+
+    A worker that ended without a final status (killed, or unable to write it: a full disk) is
+    recorded ``interrupted`` (killed by SIGINT/SIGTERM) or ``failed``. The message prefers the
+    ``error`` that the cell itself recorded, and adds the system's error when even this record
+    cannot be written. A run.json that cannot be read is left untouched (status ``damaged``).
+    Never raises.
+    """
     folder = planned.cell.folder(out)
     if exitcode == EXIT_BUSY:
         return BUSY, None
-    run = read_run_json(folder)
+    try:
+        files = read_cell(folder)
+    except OSError as err:  # the folder itself cannot be read
+        return FAILED, {"error": f"cannot read the cell's results: {err.strerror or err}"}
+    if files.run is None and (files.damage or "").startswith(RUN_JSON):  # not ours to overwrite
+        return DAMAGED, {"error": f"damaged: {files.damage}"}
+    run = dict(files.run) if files.run is not None else None
     status = run.get("status") if run else None
-    if status in (None, RUNNING):
+    if status in (None, PENDING, RUNNING):
         run = run or {"spec": planned.cell.to_dict()}
         if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGINT, signal.SIGTERM):
             run.update(status=INTERRUPTED)
         else:
+            recorded = run.get("error")
             run.update(
-                status=FAILED, error=f"the worker recorded no outcome (exit code {exitcode})"
+                status=FAILED,
+                error=str(recorded)
+                if recorded
+                else f"the worker recorded no outcome (exit code {exitcode})",
             )
         status = run["status"]
         try:
-            write_json_atomic(folder / "run.json", run)
-        except OSError as err:
-            run["error"] = f"{run.get('error', status)}; cannot record it: {err}"
+            write_json_atomic(folder / RUN_JSON, run)
+        except (OSError, TypeError, ValueError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            errno = f"[Errno {err.errno}] " if isinstance(err, OSError) and err.errno else ""
+            run["error"] = f"{run.get('error', status)}; cannot record it: {errno}{reason}"
     return status, run
 
 

@@ -80,8 +80,9 @@ def run_ray(
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as err:
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise UserInputError(
-                f"cannot start or reach Ray at {address or 'local'}: {err}"
+                f"cannot start or reach Ray at {address or 'local'!r}: {first_line}"
             ) from None
     reports = Queue(actor_options={"num_cpus": 0})
     task = ray.remote(num_cpus=threads, max_retries=0)(ray_cell)

@@ -21,6 +21,7 @@ THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
 )
 EXIT_BUSY = 3
+EXIT_UNEXPECTED = 4  # run_cell raised although it never should: said on stderr
 
 
 def set_thread_environment(threads: int) -> None:
@@ -69,3 +70,6 @@ def cell_process_main(
         run_cell(cell, Path(out), report=report, retry_failed=retry_failed)
     except CellBusyError:
         sys.exit(EXIT_BUSY)
+    except Exception as err:  # noqa: BLE001  (run_cell records its own failures; a last resort)
+        print(f"maxbench: {cell.key}: {type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(EXIT_UNEXPECTED)

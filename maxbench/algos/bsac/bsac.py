@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
-from stable_baselines3.sac import SAC
 from stable_baselines3.sac.policies import LOG_STD_MIN
 from torch.nn import functional as F
 
@@ -27,12 +28,12 @@ from maxbench.algos.bsac.projection import (
     quadrature_grid,
 )
 from maxbench.algos.bsac.vdn import ValueDecompositionNetwork, VDNHeads
-from maxbench.algos.class_named_logs import ClassNamedLogs
+from maxbench.algos.sb3_compat import SACVariant
 
 __all__ = ["BSAC"]
 
 
-class BSAC(ClassNamedLogs, SAC):
+class BSAC(SACVariant):
     """Bidirectional Soft Actor-Critic (arXiv 2506.01639) — a reconstruction, not the authors' code.
 
     **No public code of this method exists**, and the paper's formulas did not survive extraction;
@@ -104,8 +105,18 @@ class BSAC(ClassNamedLogs, SAC):
     * gSDE: the forward step matches the Gaussian that SB3's gSDE distribution defines for the
       current noise matrix (diagonal, state-dependent variance).
 
+    As an SB3 algorithm: the constructor is SAC's, argument for argument and in SAC's order
+    (``BSAC("MlpPolicy", env, 1e-3)`` sets the learning rate), defaults included, and BSAC's
+    options follow as keyword-only arguments. ``policy_kwargs`` stays as given (``use_vdn`` is
+    derived from ``forward_steps``), so ``BSAC.load(path, env=env, **kwargs)`` takes the
+    constructor's own keyword arguments. ``model.actor`` is SAC's actor: its
+    ``predict(obs, deterministic=True)`` equals ``model.predict(obs, deterministic=True)``.
+
     :param policy: the policy model (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``)
     :param env: the environment to learn from (if registered in Gym, can be str)
+    :param learning_rate ... _init_setup_model: as :class:`stable_baselines3.SAC`'s
+        (``policy_kwargs`` also takes ``vdn_net_arch`` and ``vdn_basis_size``, see
+        :class:`BSACPolicy`; ``use_vdn`` is BSAC's to set)
     :param forward_steps: forward-KL gradient steps per actor update; 0 gives exactly SAC
     :param reverse_step: take SAC's reverse-KL actor step; ``False`` is the "forward only"
         ablation (needs ``forward_steps >= 1``)
@@ -114,8 +125,6 @@ class BSAC(ClassNamedLogs, SAC):
     :param grid_edge: distance of the outermost grid node from ±1
     :param forward_lr_factor: the forward step's learning rate, as a multiple of the learning rate
         (schedule) of SAC's networks
-    :param kwargs: every other argument of :class:`stable_baselines3.SAC` (``policy_kwargs`` also
-        takes ``vdn_net_arch`` and ``vdn_basis_size``, see :class:`BSACPolicy`)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -131,6 +140,32 @@ class BSAC(ClassNamedLogs, SAC):
         self,
         policy: str | type[BSACPolicy],
         env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
         *,
         forward_steps: int = 1,
         reverse_step: bool = True,
@@ -138,7 +173,6 @@ class BSAC(ClassNamedLogs, SAC):
         grid_size: int = DEFAULT_GRID_SIZE,
         grid_edge: float = DEFAULT_EDGE,
         forward_lr_factor: float = 0.1,
-        **kwargs: Any,
     ) -> None:
         if forward_steps < 0:
             raise ValueError(f"forward_steps must be >= 0, got {forward_steps}")
@@ -154,17 +188,54 @@ class BSAC(ClassNamedLogs, SAC):
             raise ValueError(f"grid_edge must lie in (0, 1), got {grid_edge}")
         if not forward_lr_factor > 0:
             raise ValueError(f"forward_lr_factor must be > 0, got {forward_lr_factor}")
+        if "use_vdn" in (policy_kwargs or {}):
+            raise ValueError(
+                "use_vdn is not a policy_kwargs option of BSAC: it follows forward_steps "
+                "(a VDN-a network exists iff forward_steps > 0)"
+            )
+        # Read by _setup_model, which SAC's constructor calls.
         self.forward_steps = int(forward_steps)
         self.reverse_step = bool(reverse_step)
         self.forward_freq = int(forward_freq)
         self.grid_size = int(grid_size)
         self.grid_edge = float(grid_edge)
         self.forward_lr_factor = float(forward_lr_factor)
-        super().__init__(policy, env, **kwargs)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class,
+            replay_buffer_kwargs,
+            optimize_memory_usage,
+            n_steps,
+            ent_coef,
+            target_update_interval,
+            target_entropy,
+            use_sde,
+            sde_sample_freq,
+            use_sde_at_warmup,
+            stats_window_size,
+            tensorboard_log,
+            policy_kwargs,
+            verbose,
+            seed,
+            device,
+            _init_setup_model,
+        )
+
+    def _policy_build_kwargs(self) -> dict[str, Any]:
+        # The VDN-a network exists only when the forward step runs (forward_steps=0 is SAC).
+        return {**super()._policy_build_kwargs(), "use_vdn": self.forward_steps > 0}
 
     def _setup_model(self) -> None:
-        # The VDN-a network exists only when the forward step runs (forward_steps=0 is SAC).
-        self.policy_kwargs = {**self.policy_kwargs, "use_vdn": self.forward_steps > 0}
         super()._setup_model()
         self.grid = quadrature_grid(self.grid_size, self.grid_edge, device=self.device)
 

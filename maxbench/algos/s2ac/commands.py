@@ -96,9 +96,9 @@ def entropy(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report.as_dict(), indent=2))
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", markup=False)
     if png is not None:
-        console.print(f"wrote {plot_entropy_report(report, png)}")
+        console.print(f"wrote {plot_entropy_report(report, png)}", markup=False)
 
 
 def multigoal(
@@ -124,20 +124,28 @@ def multigoal(
 
     Loads every finished MultiGoal*-v0 run's final model, runs stochastic test episodes on its
     training env and on the obstacle variant, draws trajectories and goal histograms per agent,
-    writes goal counts (CSV and JSON) and prints the distinct goals reached.
+    writes goal counts (CSV and JSON) and prints the distinct goals reached. Damaged cells, and
+    cells whose run.json names an algorithm that is not registered (maxbench imports code from
+    results only through its registry), are named in a warning and skipped.
     """
+    from rich.markup import escape
     from rich.table import Table
 
     from maxbench.algos.s2ac.multigoal import evaluate_agents, find_multigoal_runs, goal_count_rows
-    from maxbench.algos.s2ac.multigoal_plots import plot_multigoal
 
     if episodes < 1:
         raise UserInputError(f"--episodes must be at least 1, got {episodes}")
-    runs = find_multigoal_runs(results)
+    console = _console()
+
+    def warn(text: str) -> None:
+        console.print(f"warning: {text}", markup=False)
+
+    runs = find_multigoal_runs(results, warn=warn)
+    out = out or Path(results) / "multigoal"
+    _check_out(out)
     import torch
 
     torch.set_num_threads(1)
-    out = out or Path(results) / "multigoal"
     groups = evaluate_agents(
         runs,
         episodes=episodes,
@@ -145,19 +153,16 @@ def multigoal(
         per_seed=per_seed,
         seed=seed,
         obstacle=obstacle,
+        warn=warn,
     )
     rows = goal_count_rows(groups)
-    out.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(key for key in row if key not in columns)
-    with open(out / "goal_counts.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "goal_counts.json").write_text(json.dumps(rows, indent=2))
-    pngs = plot_multigoal(groups, out)
-    console = _console()
+    try:
+        pngs = _write_outputs(rows, groups, out)
+    except OSError as err:
+        raise UserInputError(
+            f"cannot write into '{out}': {err.strerror or err}"
+            + (f" ('{err.filename}')" if err.filename else "")
+        ) from None
     mode = "deterministic" if deterministic else "stochastic"
     table = Table(title=f"multi-goal test episodes ({episodes} {mode} per run and env)")
     for column in (
@@ -173,7 +178,7 @@ def multigoal(
         table.add_column(column)
     for row, group in zip(rows, groups, strict=True):
         table.add_row(
-            row["agent"],
+            escape(row["agent"]),
             row["env"],
             row["seeds"],
             str(row["episodes"]),
@@ -184,12 +189,38 @@ def multigoal(
         )
     console.print(table)
     for path in [out / "goal_counts.csv", out / "goal_counts.json", *pngs]:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder that exists or can be made (checked before any work)."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"cannot be made: '{existing}' is a file"
+        raise UserInputError(f"--out '{out}' {where} (give a folder for the figures)")
+
+
+def _write_outputs(rows: list[dict], groups: list, out: Path) -> list[Path]:
+    """goal_counts.csv, goal_counts.json and the figures in ``out``; the figures' paths."""
+    from maxbench.algos.s2ac.multigoal_plots import plot_multigoal
+
+    out.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    with open(out / "goal_counts.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "goal_counts.json").write_text(json.dumps(rows, indent=2))
+    return plot_multigoal(groups, out)
 
 
 def register_commands(app: typer.Typer) -> None:
     """Add ``entropy`` and ``multigoal`` to the maxbench Typer app."""
-    from maxbench.cli import user_errors
+    from maxbench.errors import exit_2_on_user_error
 
-    app.command("entropy")(user_errors(entropy))
-    app.command("multigoal")(user_errors(multigoal))
+    app.command("entropy")(exit_2_on_user_error(entropy))
+    app.command("multigoal")(exit_2_on_user_error(multigoal))

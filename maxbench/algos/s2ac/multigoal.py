@@ -5,11 +5,16 @@ multi-goal env; :func:`evaluate_agents` loads each final model, runs stochastic 
 the training env and on its obstacle variant (spec §1.7: the obstacle is placed at test time
 only), and returns per-episode :class:`Episode` records grouped by agent. ``maxbench multigoal``
 draws them (:mod:`maxbench.algos.s2ac.multigoal_plots`) and tabulates the goals reached.
+
+A results folder may come from someone else (issue 16): damaged cells are named and skipped, and
+an algorithm class is imported only when the run.json names a registered algorithm, never an
+arbitrary ``module:Class``. (Loading ``model.zip`` itself unpickles parts of it, as any SB3
+``load`` does: open only results you trust.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from maxbench.errors import UserInputError
-from maxbench.results.layout import MODEL_ZIP, RUN_JSON
+from maxbench.results.layout import MODEL_ZIP
 
 __all__ = [
     "OBSTACLE_VARIANT",
@@ -97,53 +102,133 @@ class AgentEpisodes:
         return float(np.mean([e.episode_return for e in self.episodes]))
 
 
-def find_multigoal_runs(results: Path) -> list[MultigoalRun]:
+def find_multigoal_runs(
+    results: Path, warn: Callable[[str], None] | None = None
+) -> list[MultigoalRun]:
     """Finished cells under ``results`` whose ``run.json`` spec names a multi-goal env.
+
+    Each cell is read with the tolerant reader (:func:`maxbench.results.layout.read_cell`): a
+    damaged cell, and a cell whose run.json names an algorithm that is not registered, is named
+    through ``warn`` (default: :func:`warnings.warn`) and skipped; the others are used. The
+    algorithm class of a cell is imported only through maxbench's registry (see
+    :func:`registered_target`): a results folder may come from someone else.
 
     Raises:
         UserInputError: if ``results`` does not exist, holds no ``run.json``, or none of its runs
-            is a finished multi-goal run with a final ``model.zip``.
+            is a finished multi-goal run with a final ``model.zip`` that can be used.
     """
+    from maxbench.results.layout import FINISHED, read_cell
+    from maxbench.results.loader import find_run_folders, run_json_problem
+
+    warn = warn or _warn
     results = Path(results)
     if not results.exists():
         raise UserInputError(f"results folder '{results}' does not exist")
     if not results.is_dir():
         raise UserInputError(f"'{results}' is not a folder (give a results folder)")
-    import json
-
-    runs, seen_envs = [], set()
-    for run_json in sorted(results.rglob(RUN_JSON)):
-        try:
-            spec = json.loads(run_json.read_text()).get("spec") or {}
-        except (OSError, ValueError):
+    runs, seen_envs, skipped = [], set(), 0
+    for folder in find_run_folders(results):
+        cell = read_cell(folder)
+        problem = cell.damage or (run_json_problem(cell.run) if cell.run is not None else None)
+        if problem is not None:
+            warn(f"{_name(folder, results)} is damaged and skipped: {problem}")
+            skipped += 1
             continue
-        env_id = spec.get("env_id", "")
-        seen_envs.add(env_id)
-        if env_id not in _MULTIGOAL_IDS or not (run_json.parent / MODEL_ZIP).exists():
+        spec = cell.spec or {}
+        env_id = spec.get("env_id")
+        if isinstance(env_id, str):
+            seen_envs.add(env_id)
+        if env_id not in _MULTIGOAL_IDS or cell.status != FINISHED:
+            continue
+        if not (folder / MODEL_ZIP).exists():
+            warn(f"{_name(folder, results)} is finished but has no {MODEL_ZIP}; skipped")
+            skipped += 1
+            continue
+        target, refusal = registered_target(spec)
+        if target is None:
+            warn(f"{_name(folder, results)} {refusal}; skipped")
+            skipped += 1
             continue
         runs.append(
             MultigoalRun(
-                folder=run_json.parent,
-                algo=str(spec.get("algo", "?")),
-                algo_target=str(spec.get("algo_target", spec.get("algo", ""))),
+                folder=folder,
+                algo=str(spec.get("algo", folder.parent.parent.name)),
+                algo_target=target,
                 env_id=env_id,
-                seed=int(spec.get("seed", 0)),
+                seed=int(spec.get("seed", folder.name.removeprefix("seed_"))),
                 hyperparams=dict(spec.get("hyperparams") or {}),
             )
         )
     if not runs:
         found = ", ".join(sorted(e for e in seen_envs if e)) or "no run.json at all"
+        also = f"; {skipped} cell(s) skipped (see the warnings)" if skipped else ""
         raise UserInputError(
             f"no finished multi-goal run (a {', '.join(OBSTACLE_VARIANT)} cell with a final "
-            f"{MODEL_ZIP}) under '{results}'; found: {found}"
+            f"{MODEL_ZIP}) under '{results}'; found: {found}{also}"
         )
     return runs
 
 
-def _load_model(run: MultigoalRun) -> Any:
-    from maxbench.registry import resolve_algorithm
+def registered_target(spec: dict[str, Any]) -> tuple[str | None, str]:
+    """The registered class target of a run.json's algorithm, or None and why it is refused.
 
-    cls, _ = resolve_algorithm(run.algo_target)
+    A cell's ``algo_target`` is used only when it is the target of a registered algorithm
+    (``maxbench.registry.ALGORITHMS``) or a registered name; a cell without one is resolved by
+    its ``algo`` key when that is a registered name. Anything else (``os:system``, a module of
+    the results folder's own) is refused and never imported: importing a module runs its code.
+    """
+    from maxbench.registry import ALGORITHMS
+
+    targets = {entry.target for entry in ALGORITHMS.values()}
+    named = spec.get("algo_target")
+    if isinstance(named, str) and named:
+        if named in targets:
+            return named, ""
+        if named.lower() in ALGORITHMS:
+            return ALGORITHMS[named.lower()].target, ""
+        return None, (
+            f"names algorithm {_quoted(named)}, which is not a registered algorithm: maxbench "
+            "imports code from results only through its registry"
+        )
+    algo = spec.get("algo")
+    if isinstance(algo, str) and algo.lower() in ALGORITHMS:
+        return ALGORITHMS[algo.lower()].target, ""
+    return None, (
+        f"names no registered algorithm (algo {_quoted(algo)}, no algo_target): maxbench imports "
+        "code from results only through its registry"
+    )
+
+
+def _quoted(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _name(folder: Path, results: Path) -> str:
+    """A cell's folder relative to the results folder (the folder itself when it is the cell)."""
+    try:
+        relative = folder.relative_to(results).as_posix()
+    except ValueError:
+        relative = folder.as_posix()
+    return relative if relative != "." else folder.as_posix()
+
+
+def _warn(text: str) -> None:
+    import warnings
+
+    warnings.warn(text, stacklevel=3)
+
+
+def _load_model(run: MultigoalRun) -> Any:
+    """The run's final model; its class comes from the registry (checked again here)."""
+    from maxbench.registry import ALGORITHMS, import_target
+
+    if run.algo_target not in {entry.target for entry in ALGORITHMS.values()}:
+        raise UserInputError(
+            f"{run.folder}: algorithm '{run.algo_target}' is not a registered algorithm: "
+            "maxbench imports code from results only through its registry"
+        )
+    cls = import_target(run.algo_target)
     return cls.load(run.folder / MODEL_ZIP, device="cpu")
 
 
@@ -180,8 +265,11 @@ def evaluate_agents(
     per_seed: bool = False,
     seed: int = 0,
     obstacle: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> list[AgentEpisodes]:
     """Run test episodes for every run on its env and (``obstacle``) the obstacle variant.
+
+    A run whose final model cannot be loaded or tested is named through ``warn`` and skipped.
 
     Args:
         runs: from :func:`find_multigoal_runs`.
@@ -190,6 +278,7 @@ def evaluate_agents(
         per_seed: one agent per (algorithm, seed) instead of pooling a suite key's seeds.
         seed: torch / numpy seed set before each run's episodes (reproducible draws).
         obstacle: also test on the obstacle variant of the training env.
+        warn: where to say which runs were skipped (default: :func:`warnings.warn`).
 
     Returns:
         One :class:`AgentEpisodes` per agent and env, in a stable order.
@@ -199,14 +288,31 @@ def evaluate_agents(
 
     import maxbench.envs  # noqa: F401
 
+    warn = warn or _warn
     groups: dict[tuple[str, str], AgentEpisodes] = {}
     for run in sorted(runs, key=lambda r: (r.env_id, r.algo, r.seed)):
-        model = _load_model(run)
         agent = f"{run.agent} seed {run.seed}" if per_seed else run.agent
         test_envs = [run.env_id]
         if obstacle and run.env_id in OBSTACLE_VARIANT:
             test_envs.append(OBSTACLE_VARIANT[run.env_id])
-        for env_id in test_envs:
+        try:
+            model = _load_model(run)
+            tested = {}
+            for env_id in test_envs:
+                torch.manual_seed(seed + run.seed)
+                np.random.seed(seed + run.seed)
+                tested[env_id] = run_episodes(model, env_id, episodes, deterministic)
+        except UserInputError as err:
+            warn(f"{run.folder} is skipped: {err}")
+            continue
+        except Exception as err:  # noqa: BLE001  (a damaged model.zip: name the cell, go on)
+            text = " ".join(str(err).split())[:300]
+            warn(
+                f"{run.folder}: its {MODEL_ZIP} cannot be used ({type(err).__name__}: {text}); "
+                "skipped"
+            )
+            continue
+        for env_id, found in tested.items():
             key = (agent, env_id)
             if key not in groups:
                 base = gym.make(env_id).unwrapped
@@ -218,10 +324,12 @@ def evaluate_agents(
                     goals=np.array(base.goals),
                     obstacle=None if base.obstacle is None else np.array(base.obstacle),
                 )
-            torch.manual_seed(seed + run.seed)
-            np.random.seed(seed + run.seed)
             groups[key].seeds.append(run.seed)
-            groups[key].episodes.extend(run_episodes(model, env_id, episodes, deterministic))
+            groups[key].episodes.extend(found)
+    if not groups:
+        raise UserInputError(
+            "no multi-goal run could be tested: every final model was skipped (see the warnings)"
+        )
     return list(groups.values())
 
 

@@ -87,8 +87,10 @@ def plot_multigoal(groups: Iterable[AgentEpisodes], out: Path) -> list[Path]:
             arena = fig.add_subplot(grid[0, column])
             _draw_arena(arena, group)
             seeds = ",".join(str(s) for s in sorted(set(group.seeds)))
-            arena.set_title(
-                f"{group.agent}\nseeds {seeds}, {len(group.episodes)} episodes", fontsize=9
+            arena.set_title(  # the agent's name comes from results: never mathtext
+                f"{group.agent}\nseeds {seeds}, {len(group.episodes)} episodes",
+                fontsize=9,
+                parse_math=False,
             )
             _draw_histogram(fig.add_subplot(grid[1, column]), group)
         trained = agents[0].trained_on

@@ -71,6 +71,10 @@ class InitialGaussian(SquashedMlpActor):
     ``sigma = clamp(exp(log sigma), 0.1, 1.0)``, as in the authors' code. ``learned=False``
     (S2AC(phi)): ``mu = 0``, ``sigma = init_std`` for every state, no parameters.
 
+    It is the policy's ``actor`` (SB3's name, what S2AC trains with the actor loss) but not the
+    acting policy: ``predict`` here gives q0's own action (:meth:`_predict`), S2AC's is
+    :meth:`S2ACPolicy.predict`.
+
     Args:
         observation_space: the observation space.
         action_space: the (Box) action space.
@@ -127,7 +131,16 @@ class InitialGaussian(SquashedMlpActor):
         return self.mu(latent), log_std.exp().clamp(STD_MIN, STD_MAX)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
-        return torch.tanh(self(observation)[0])
+        """q0 alone (SB3's ``actor.predict``), **not** S2AC's action: ``tanh(mu)``, or
+        ``tanh(u0)`` of one truncated-normal draw ``u0`` when not deterministic.
+
+        S2AC acts through :meth:`S2ACPolicy.predict` (``model.predict``): SVGD moves the
+        particles from q0 and the critic picks one.
+        """
+        mu, std = self(observation)
+        if deterministic:
+            return torch.tanh(mu)
+        return torch.tanh(truncated_normal_particles(mu, std, 1)[0][:, 0])
 
 
 class AmortizedSampler(SquashedMlpActor):

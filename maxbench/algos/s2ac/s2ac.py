@@ -26,12 +26,14 @@ from maxbench.algos.s2ac.policies import (
     MlpPolicy,
     S2ACPolicy,
 )
+from maxbench.algos.sb3_compat import PolicyKwargsAsGiven, reject_gsde
 from maxbench.algos.svgd import stein_direction
 
 __all__ = ["S2AC"]
 
 
-#: Options of the sampler that S2AC passes to its policy (set them on S2AC, not in policy_kwargs).
+#: Options of the sampler that S2AC passes to its policy (set them on S2AC, not in policy_kwargs;
+#: ``temperature`` follows ``sampler_temperature``).
 SAMPLER_OPTIONS = (
     "init",
     "init_std",
@@ -46,7 +48,7 @@ SAMPLER_OPTIONS = (
 )
 
 
-class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
+class S2AC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Stein Soft Actor-Critic: an energy-based policy sampled by SVGD on ``min_k Q_k``.
 
     The actor is ``m`` particles per state, drawn from an initial Gaussian q0 and moved by ``L``
@@ -87,6 +89,19 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
     * The alpha update (``ent_coef="auto"``) uses the actor step's ``log pi`` and comes after the
       critic and actor updates (SB3's SAC updates alpha first).
 
+    As an SB3 algorithm (README, "Using the algorithms with SB3 code"):
+
+    * The constructor takes SAC's arguments in SAC's order (``S2AC("MlpPolicy", env, 1e-3)``
+      sets the learning rate), then S2AC's own options, keyword-only. ``use_sde=True`` is a
+      ``ValueError`` (no gSDE); ``sde_sample_freq`` and ``use_sde_at_warmup`` are accepted.
+    * ``policy_kwargs`` stays as given: the sampler options are S2AC's own saved attributes, so
+      ``S2AC.load(path, env=env, **kwargs)`` takes the constructor's keyword arguments.
+    * Acting: ``model.predict`` is ``model.policy.predict``, the reference. ``model.actor``
+      (``model.policy.actor``) is q0, the initial distribution of the particles, **not** the
+      acting policy: its ``predict(obs, deterministic=True)`` is tanh of q0's mean, a fixed
+      function of the state, but not S2AC's action (SVGD moves the particles and the critic
+      picks one).
+
     Args:
         policy: ``"MlpPolicy"`` or an :class:`S2ACPolicy` subclass.
         env: the environment (Box actions).
@@ -106,6 +121,16 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
         ent_coef: alpha, a float, or ``"auto"`` / ``"auto_<init>"`` to learn it.
         target_update_interval: gradient steps between polyak updates.
         target_entropy: target of the alpha tuning (``"auto"``: ``-d``).
+        use_sde: must be False (SAC's argument; S2AC has no gSDE).
+        sde_sample_freq, use_sde_at_warmup: SAC's arguments, without effect here.
+        stats_window_size: SB3's rollout statistics window.
+        tensorboard_log: tensorboard folder (runs are named ``S2AC_<n>``).
+        policy_kwargs: network options of :class:`S2ACPolicy` (``net_arch``, ``activation_fn``,
+            ``n_critics``, features extractor, optimizer, ``analytic_energy``).
+        verbose: verbosity.
+        seed: random seed.
+        device: torch device.
+        _init_setup_model: build the networks now.
         init: ``"learned"`` q0 (S2AC(phi, theta)) or ``"fixed"`` N(0, init_std^2) (S2AC(phi)).
         init_std: sigma_0 of the fixed q0 (a standard deviation; authors 0.5).
         amortized: train the amortised sampler and act with it (S2AC(phi, theta, psi)).
@@ -121,14 +146,6 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
             ``"softmax"`` (drawn proportionally to ``exp(min Q / T)``).
         random_exploration_steps: env steps acted uniformly at random (the authors'
             ``exploration_steps``; SB3 acts randomly until ``max(this, learning_starts)``).
-        stats_window_size: SB3's rollout statistics window.
-        tensorboard_log: tensorboard folder.
-        policy_kwargs: network options of :class:`S2ACPolicy` (``net_arch``, ``activation_fn``,
-            ``n_critics``, features extractor, optimizer, ``analytic_energy``).
-        verbose: verbosity.
-        seed: random seed.
-        device: torch device.
-        _init_setup_model: build the networks now.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -158,6 +175,17 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
         ent_coef: str | float = 0.2,
         target_update_interval: int = 1,
         target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+        *,
         init: str = "learned",
         init_std: float = 0.5,
         amortized: bool = False,
@@ -169,14 +197,8 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
         sampler_temperature: str | float = 1.0,
         action_selection: str = "max",
         random_exploration_steps: int = 10_000,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
-        _init_setup_model: bool = True,
     ) -> None:
+        reject_gsde("S2AC", use_sde)
         clashes = sorted(set(policy_kwargs or {}) & set(SAMPLER_OPTIONS))
         if clashes:
             raise ValueError(
@@ -198,12 +220,15 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            policy_kwargs=dict(policy_kwargs or {}),  # a copy: the sampler options are added
+            policy_kwargs=dict(policy_kwargs or {}),
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
             device=device,
             seed=seed,
+            use_sde=False,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
             sde_support=False,
             supported_action_spaces=(spaces.Box,),
             support_multi_env=True,
@@ -219,20 +244,19 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self.sampler_temperature = sampler_temperature
         self.random_exploration_steps = int(random_exploration_steps)
-        self.policy_kwargs.update(
-            init=init,
-            init_std=init_std,
-            amortized=amortized,
-            n_particles=n_particles,
-            svgd_steps=svgd_steps,
-            svgd_step_size=svgd_step_size,
-            kernel_sigma=kernel_sigma,
-            energy_on=energy_on,
-            temperature=self._initial_ent_coef()
-            if sampler_temperature == "alpha"
-            else float(sampler_temperature),
-            action_selection=action_selection,
-        )
+        # The sampler's options: saved attributes (SB3's load may override them), handed to the
+        # policy by _policy_build_kwargs; policy_kwargs stays as given. ``amortized`` itself is
+        # the amortised sampler network (an alias of policy.amortized), as ``actor`` is q0.
+        self.init = init
+        self.init_std = init_std
+        self.use_amortized = bool(amortized)
+        self.n_particles = n_particles
+        self.svgd_steps = svgd_steps
+        self.svgd_step_size = svgd_step_size
+        self.kernel_sigma = kernel_sigma
+        self.energy_on = energy_on
+        self.action_selection = action_selection
+        self.amortized = None
         if _init_setup_model:
             self._setup_model()
 
@@ -251,7 +275,49 @@ class S2AC(ClassNamedLogs, OffPolicyAlgorithm):
             raise ValueError(f"the entropy coefficient must be positive, got {value}")
         return value
 
+    def _policy_build_kwargs(self) -> dict[str, Any]:
+        """``policy_kwargs`` and the sampler options (:data:`SAMPLER_OPTIONS`) for the policy."""
+        temperature = (
+            self._initial_ent_coef()
+            if self.sampler_temperature == "alpha"
+            else float(self.sampler_temperature)
+        )
+        return {
+            **super()._policy_build_kwargs(),
+            "init": self.init,
+            "init_std": self.init_std,
+            "amortized": self.use_amortized,
+            "n_particles": self.n_particles,
+            "svgd_steps": self.svgd_steps,
+            "svgd_step_size": self.svgd_step_size,
+            "kernel_sigma": self.kernel_sigma,
+            "energy_on": self.energy_on,
+            "temperature": temperature,
+            "action_selection": self.action_selection,
+        }
+
+    def _adopt_legacy_sampler_options(self) -> None:
+        """Models saved by earlier maxbench versions kept the sampler options in ``policy_kwargs``
+        (and not as attributes): take them from there, and leave ``policy_kwargs`` as given.
+
+        ``temperature`` is dropped: it follows ``sampler_temperature``, which those models saved,
+        and the policy's ``temperature`` buffer comes back with the parameters.
+        """
+        legacy = {key: value for key, value in self.policy_kwargs.items() if key in SAMPLER_OPTIONS}
+        if not legacy:
+            return
+        self.policy_kwargs = {
+            key: value for key, value in self.policy_kwargs.items() if key not in legacy
+        }
+        legacy.pop("temperature", None)
+        if "amortized" in legacy:
+            self.use_amortized = bool(legacy.pop("amortized"))
+        for key, value in legacy.items():
+            setattr(self, key, value)
+
     def _setup_model(self) -> None:
+        reject_gsde("S2AC", self.use_sde)
+        self._adopt_legacy_sampler_options()
         super()._setup_model()
         self._create_aliases()
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import SAC
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import (
@@ -29,6 +28,7 @@ from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACP
 from torch import nn
 
 from maxbench.algos.sacnf.flows import ConditionalFlow
+from maxbench.algos.sb3_compat import SACVariant, reject_gsde
 from maxbench.algos.svgd import tanh_log_det_jacobian
 
 __all__ = ["SACNF", "FlowActor", "SACNFCnnPolicy", "SACNFMultiInputPolicy", "SACNFPolicy"]
@@ -223,13 +223,20 @@ class SACNFMultiInputPolicy(SACNFPolicy):
         super().__init__(*args, **kwargs)
 
 
-class SACNF(SAC):
+class SACNF(SACVariant):
     """SAC with a normalizing-flow actor (SAC-NF; Mazoure et al. 2020; spec §4).
 
     Everything but the actor is stable-baselines3's :class:`~stable_baselines3.SAC`: twin critics
     with min-clipping and Polyak targets, the actor loss ``E[alpha log pi(a|s) - min Q(s, a)]``
     and the temperature loss with ``target_entropy = -d`` (``ent_coef="auto"``, the default). The
-    flow is configured through ``policy_kwargs`` (see :class:`SACNFPolicy`); gSDE is not supported.
+    flow is configured through ``policy_kwargs`` (see :class:`SACNFPolicy`); gSDE is not supported
+    (``use_sde=True`` is a ``ValueError``; SAC's other gSDE arguments are accepted).
+
+    As an SB3 algorithm: the constructor is SAC's (same arguments, order and defaults),
+    ``policy_kwargs`` stays as given (``SACNF.load(path, env=env, **kwargs)`` takes the
+    constructor's keyword arguments), the TensorBoard run is named ``SACNF_<n>``, and
+    ``model.actor`` is the flow actor: its ``predict(obs, deterministic=True)`` equals
+    ``model.predict(obs, deterministic=True)``.
 
     Deviations from the authors' SAC-NF (also in the README's deviations table):
 
@@ -252,6 +259,5 @@ class SACNF(SAC):
     actor: FlowActor
 
     def _setup_model(self) -> None:
-        if self.use_sde:
-            raise ValueError("SAC-NF does not support gSDE (use_sde=True)")
+        reject_gsde("SAC-NF", self.use_sde)
         super()._setup_model()

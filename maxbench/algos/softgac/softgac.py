@@ -26,6 +26,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from maxbench.algos.class_named_logs import ClassNamedLogs
+from maxbench.algos.sb3_compat import PolicyKwargsAsGiven, reject_gsde
 from maxbench.algos.softgac.bridge import PARTICLE_SCHEMES, control_energy
 from maxbench.algos.softgac.policies import CRITIC_TYPES, BridgeActor, MlpPolicy, SoftGACPolicy
 
@@ -48,7 +49,7 @@ def _repeat_rows(obs: PyTorchObs, times: int) -> PyTorchObs:
     return obs.repeat_interleave(times, dim=0)
 
 
-class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
+class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Soft Generative Actor-Critic (SoftGAC) as a stable-baselines3 algorithm (spec §3).
 
     One gradient step (``train``), after the authors' ``_train``:
@@ -63,6 +64,15 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
 
     ``predict(obs, deterministic=True)`` runs the bridge with every noise set to zero (z_0 = 0,
     eps_k = 0), which is the authors' deterministic action, not the mean action.
+
+    As an SB3 algorithm (README, "Using the algorithms with SB3 code"): the constructor takes
+    SAC's arguments in SAC's order up to ``target_update_interval`` (``SoftGAC("MlpPolicy", env,
+    1e-3)`` sets the learning rate); the rest, SAC's and SoftGAC's own, are keyword-only (SAC's
+    ``target_entropy`` has no counterpart: the temperature follows ``target_control_energy``).
+    ``use_sde=True`` is a ``ValueError`` (no gSDE). ``policy_kwargs`` stays as given
+    (``critic_type`` is SoftGAC's saved attribute), so ``SoftGAC.load(path, env=env, **kwargs)``
+    takes the constructor's keyword arguments. ``model.actor`` is the bridge and acts as the
+    policy does: its ``predict(obs, deterministic=True)`` equals ``model.predict``'s.
 
     Args:
         policy: ``"MlpPolicy"`` or a :class:`SoftGACPolicy` subclass; the bridge's K and H are
@@ -99,8 +109,10 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             step, so they agree where episodes never terminate; where they do (the multi-goal
             envs end at a goal, Hopper when it falls) SAC's convention pays the agent for every
             step it stays, the authors' charges it. A maxbench option (README, deviations).
+        use_sde: must be False (SAC's argument; the bridge has no gSDE).
+        sde_sample_freq, use_sde_at_warmup: SAC's arguments, without effect here.
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device,
-            _init_setup_model: as in SB3.
+            _init_setup_model: as in SB3 (TensorBoard runs are named ``SoftGAC_<n>``).
 
     Deviations from the authors' code (also in README's deviations table):
 
@@ -152,14 +164,11 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
         ent_coef: str | float = "auto",
-        ent_coef_lr: float = 1e-3,
-        target_control_energy: str | float = "auto",
-        policy_delay: int = 2,
-        n_particles: int = 1,
-        particle_scheme: str = "random",
-        critic_type: str = "twin",
         target_update_interval: int = 1,
-        log_volume_bonus: bool = False,
+        *,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -167,7 +176,15 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
         seed: int | None = None,
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
+        ent_coef_lr: float = 1e-3,
+        target_control_energy: str | float = "auto",
+        policy_delay: int = 2,
+        n_particles: int = 1,
+        particle_scheme: str = "random",
+        critic_type: str = "twin",
+        log_volume_bonus: bool = False,
     ) -> None:
+        reject_gsde("SoftGAC", use_sde)
         super().__init__(
             policy,
             env,
@@ -184,12 +201,15 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            policy_kwargs=policy_kwargs,
+            policy_kwargs=dict(policy_kwargs or {}),
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
             device=device,
             seed=seed,
+            use_sde=False,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
             sde_support=False,
             supported_action_spaces=(spaces.Box,),
             support_multi_env=True,
@@ -207,8 +227,7 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             raise ValueError(
                 f"critic_type '{critic_type}' and policy_kwargs critic_type '{given}' disagree"
             )
-        # A copy: SB3 keeps the caller's dict, which must not change under them.
-        self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}
+        # Handed to the policy by _policy_build_kwargs; policy_kwargs stays as given.
         self.critic_type = critic_type
         self.ent_coef = ent_coef
         self.ent_coef_lr = ent_coef_lr
@@ -224,7 +243,11 @@ class SoftGAC(ClassNamedLogs, OffPolicyAlgorithm):
             self._setup_model()
 
     # -- set-up ---------------------------------------------------------------------------------
+    def _policy_build_kwargs(self) -> dict[str, Any]:
+        return {**super()._policy_build_kwargs(), "critic_type": self.critic_type}
+
     def _setup_model(self) -> None:
+        reject_gsde("SoftGAC", self.use_sde)
         super()._setup_model()
         self._create_aliases()
         self.control_energy_target = self._resolve_energy_target()

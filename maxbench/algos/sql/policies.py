@@ -80,6 +80,9 @@ class SamplerActor(SquashedMlpActor):
     sampler concatenates observation and noise); ``f_psi`` is an MLP with ``net_arch`` hidden
     layers and a linear output of size ``d``.
 
+    It is the policy's ``actor`` (SB3's name, what SQL trains with amortised SVGD) but not the
+    acting policy for deterministic prediction: see :meth:`forward` and :class:`SQLPolicy`.
+
     Args:
         observation_space, action_space, features_extractor, features_dim, normalize_images:
             as SB3's actors.
@@ -137,8 +140,17 @@ class SamplerActor(SquashedMlpActor):
         return self.actions_from_noise(obs, noise)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        """One fresh sample per state (the sampler has no deterministic mode of its own)."""
-        return self.sample(obs, 1)[:, 0]
+        """One sample per state: fresh noise, or the centre ``xi = 0.5`` of the noise box when
+        ``deterministic`` (the first of :class:`SQLPolicy`'s fixed particles).
+
+        This is the sampler alone (SB3's ``actor.predict``), not SQL's deterministic action,
+        which :meth:`SQLPolicy._predict` chooses among several particles with the critic.
+        """
+        if not deterministic:
+            return self.sample(obs, 1)[:, 0]
+        first = next(iter(obs.values())) if isinstance(obs, dict) else obs
+        centre = th.full((1, self.action_dim), 0.5, device=first.device)
+        return self.actions_from_noise(obs, centre)[:, 0]
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation, deterministic)

@@ -38,6 +38,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from maxbench.algos.class_named_logs import ClassNamedLogs
+from maxbench.algos.sb3_compat import PolicyKwargsAsGiven, reject_gsde
 from maxbench.algos.sql.policies import (
     SamplerActor,
     SQLCnnPolicy,
@@ -126,7 +127,7 @@ def amortized_svgd_loss(
     return -(delta * actions).sum(dim=-1).mean()
 
 
-class SQL(ClassNamedLogs, OffPolicyAlgorithm):
+class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Soft Q-Learning (Haarnoja et al. 2017) with twin critics and an amortised SVGD sampler.
 
     The S2AC paper's SQL baseline as spec §4 describes the authors' version: twin critics with
@@ -134,6 +135,22 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
     on the action box, no entropy term in the target, and a sampler network ``tanh(f(s, xi))``,
     ``xi ~ U(0, 1)^d``, trained along the Stein direction with the same kernel code as S2AC
     (:mod:`maxbench.algos.svgd`). See the module docstring for the step.
+
+    As an SB3 algorithm (README, "Using the algorithms with SB3 code"):
+
+    * The constructor takes SAC's arguments in SAC's order up to ``target_update_interval``
+      (``SQL("MlpPolicy", env, 1e-3)`` sets the learning rate); the rest, SAC's and SQL's own,
+      are keyword-only (SAC's ``target_entropy`` has no meaning here: alpha is fixed).
+      ``use_sde=True`` is a ``ValueError`` (no gSDE); ``sde_sample_freq`` and
+      ``use_sde_at_warmup`` are accepted.
+    * ``policy_kwargs`` stays as given (the selection temperature defaults to ``ent_coef`` when
+      the policy is built), so ``SQL.load(path, env=env, **kwargs)`` takes the constructor's
+      keyword arguments.
+    * Acting: ``model.predict`` is ``model.policy.predict``, the reference. ``model.actor``
+      (``model.policy.actor``) is the sampler network alone, **not** the acting policy: its
+      ``predict(obs, deterministic=True)`` is the sampler at the centre of its noise box
+      (``xi = 0.5``), a fixed function of the state, but not SQL's deterministic action (the
+      critic picks among ``n_eval_particles`` fixed-noise particles, see :class:`SQLPolicy`).
 
     Args:
         ent_coef: the temperature ``alpha`` (fixed; SQL has no explicit entropy to tune it on).
@@ -146,6 +163,9 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
             ``learning_starts``, whichever is later) while training from ``learning_starts``:
             the S2AC authors' schedule (spec §1.5: 10 000 random steps, updates from step 1000).
             0 (the default) is SB3's behaviour, random only before ``learning_starts``.
+        use_sde: must be False (SAC's argument; the sampler has no gSDE).
+        sde_sample_freq, use_sde_at_warmup: SAC's arguments, without effect here.
+        tensorboard_log: TensorBoard folder (runs are named ``SQL_<n>``).
         (the rest): as SB3's SAC. ``policy_kwargs`` go to :class:`SQLPolicy` (``net_arch``,
             ``n_eval_particles``, ``action_selection``, ``selection_temperature``, ...).
 
@@ -197,11 +217,11 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
         ent_coef: float = 0.2,
-        value_n_particles: int = 16,
-        kernel_n_particles: int = 16,
-        kernel_sigma: float | None = None,
         target_update_interval: int = 1,
-        random_exploration_steps: int = 0,
+        *,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -209,7 +229,12 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        value_n_particles: int = 16,
+        kernel_n_particles: int = 16,
+        kernel_sigma: float | None = None,
+        random_exploration_steps: int = 0,
     ) -> None:
+        reject_gsde("SQL", use_sde)
         super().__init__(
             policy,
             env,
@@ -226,12 +251,15 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            policy_kwargs=policy_kwargs,
+            policy_kwargs=dict(policy_kwargs or {}),
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
             device=device,
             seed=seed,
+            use_sde=False,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
             sde_support=False,
             supported_action_spaces=(spaces.Box,),
             support_multi_env=True,
@@ -252,9 +280,12 @@ class SQL(ClassNamedLogs, OffPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _policy_build_kwargs(self) -> dict[str, Any]:
+        # The softmax selection's temperature is ent_coef unless policy_kwargs set it.
+        return {"selection_temperature": self.ent_coef, **super()._policy_build_kwargs()}
+
     def _setup_model(self) -> None:
-        # A new dict: the caller's policy_kwargs stay untouched.
-        self.policy_kwargs = {"selection_temperature": self.ent_coef, **self.policy_kwargs}
+        reject_gsde("SQL", self.use_sde)
         super()._setup_model()
         self._create_aliases()
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
