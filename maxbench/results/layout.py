@@ -209,4 +209,9 @@ def read_cell(folder: Path) -> CellFiles:
         evals = read_evals(folder)
     except (OSError, ValueError, RecursionError) as err:
         return CellFiles(folder, run, [], _describe_read_error(EVALS_CSV, err))
+    from maxbench.results.run_checks import evals_problem, run_json_problem  # (imports layout)
+
+    problem = (run_json_problem(run) if run is not None else None) or evals_problem(evals)
+    if problem is not None:
+        return CellFiles(folder, None, [], problem)
     return CellFiles(folder, run, evals)

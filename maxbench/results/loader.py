@@ -41,6 +41,7 @@ from maxbench.results.layout import (
     EvalRow,
     read_cell,
 )
+from maxbench.results.run_checks import SPEC_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,14 +52,10 @@ __all__ = [
     "Results",
     "find_run_folders",
     "load_results",
-    "run_json_problem",
 ]
 
 # At most 18 digits: every seed fits pandas' int64 (a suite's seeds are below 2**32).
 _SEED_FOLDER = re.compile(r"^seed_(\d{1,18})$")
-_INT_LIMIT = 2**63
-# A suite, algorithm or env name is a folder name of the cell's path: one line, no separator.
-_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]{1,200}\Z")
 _RUN_FILES = (RUN_JSON, EVALS_CSV, TRAIN_LOG, LOCK_FILE)
 
 #: Columns of :attr:`Results.runs`, in order.
@@ -130,51 +127,6 @@ _PACKAGE_COLUMNS = {
     "maxbench": "maxbench",
 }
 
-#: The spec fields that the loader reads, and what maxbench writes in each (Cell.to_dict).
-_SPEC_FIELDS: dict[str, str] = {
-    "suite": "name",
-    "algo": "name",
-    "algo_target": "text",
-    "policy": "text",
-    "hyperparams": "object",
-    "env_id": "text",
-    "env_name": "name",
-    "env_kwargs": "object",
-    "max_episode_steps": "count or null",
-    "wrappers": "list",
-    "seed": "seed",
-    "budget": "count",
-    "eval_every": "count",
-    "eval_episodes": "count",
-    "eval_deterministic": "true or false",
-    "n_envs": "count",
-}
-_TIMING_FIELDS = dict.fromkeys(
-    ("env_steps", "train_time_s", "eval_time_s", "wall_time_s", "env_steps_per_s"),
-    "number or null",
-)
-_PROVENANCE_FIELDS = {
-    "python": "text or null",
-    "git_revision": "text or null",
-    "cpu": "text or null",
-    "cpu_count": "integer or null",
-    "device": "text or null",
-    "torch_threads": "integer or null",
-}
-_ARTICLE = {
-    "name": "a folder name (one line, no '/')",
-    "text": "a text",
-    "count": "a positive integer",
-    "count or null": "a positive integer or null",
-    "seed": "an integer >= 0",
-    "true or false": "true or false",
-    "object": "an object",
-    "list": "a list",
-    "number or null": "a number or null",
-    "integer or null": "an integer or null",
-    "text or null": "a text or null",
-}
-
 
 @dataclass(frozen=True)
 class Results:
@@ -242,78 +194,6 @@ def _spec_from_path(folder: Path) -> dict[str, Any]:
     return {"suite": suite, "algo": algo, "env_name": env, "seed": seed}
 
 
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and (not isinstance(value, int) or abs(value) < _INT_LIMIT)
-    )
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
-
-
-def _field_problem(where: str, key: str, value: Any, expected: str) -> str | None:
-    """Why ``value`` is not what maxbench writes for ``key`` (None when it is)."""
-    checks = {
-        "name": lambda v: (
-            isinstance(v, str) and _NAME.match(v) is not None and v not in (".", "..")
-        ),
-        "text": lambda v: isinstance(v, str),
-        "count": lambda v: _is_integer(v) and v >= 1,
-        "count or null": lambda v: v is None or (_is_integer(v) and v >= 1),
-        "seed": lambda v: _is_integer(v) and v >= 0,
-        "true or false": lambda v: isinstance(v, bool),
-        "object": lambda v: isinstance(v, dict),
-        "list": lambda v: isinstance(v, list),
-        "number or null": lambda v: v is None or _is_number(v),
-        "integer or null": lambda v: v is None or _is_integer(v),
-        "text or null": lambda v: v is None or isinstance(v, str),
-    }
-    if checks[expected](value):
-        return None
-    return f"{RUN_JSON}: {where}'{key}' is {_kind(value)}, expected {_ARTICLE[expected]}"
-
-
-def run_json_problem(run: dict[str, Any]) -> str | None:
-    """Why a run.json (an object with a known status) is not what maxbench writes, or None.
-
-    Every field the loader, ``report`` and ``multigoal`` use is checked for its type: the spec's
-    names (text), seed (an integer >= 0), budget and evaluation protocol (positive integers),
-    hyperparameters and env kwargs (objects), the timings (numbers), the provenance and the
-    error. A field that is absent is unknown, not damaged (a run that failed while its model was
-    built has no spec); a field of the wrong type (``"seed": "one"``, ``"budget": null``) makes
-    the cell damaged, so that no command trips over it later.
-    """
-    spec = run.get("spec")
-    for key, expected in _SPEC_FIELDS.items():
-        if isinstance(spec, dict) and key in spec:
-            problem = _field_problem("spec ", key, spec[key], expected)
-            if problem:
-                return problem
-    for section, fields in (("timings", _TIMING_FIELDS), ("provenance", _PROVENANCE_FIELDS)):
-        values = run.get(section)
-        for key, expected in fields.items():
-            if isinstance(values, dict) and key in values:
-                problem = _field_problem(f"{section} ", key, values[key], expected)
-                if problem:
-                    return problem
-    packages = (run.get("provenance") or {}).get("packages")
-    if packages is not None and not (
-        isinstance(packages, dict)
-        and all(v is None or isinstance(v, str) for v in packages.values())
-    ):
-        return f"{RUN_JSON}: provenance 'packages' is not an object of version texts"
-    if "error" in run:
-        return _field_problem("", "error", run["error"], "text or null")
-    return None
-
-
 def _read_folder(folder: Path) -> tuple[dict[str, Any] | None, list[EvalRow], str | None]:
     """run.json, the evaluations and the damage (None when intact) of one run folder."""
     try:
@@ -325,11 +205,6 @@ def _read_folder(folder: Path) -> tuple[dict[str, Any] | None, list[EvalRow], st
         return None, [], f"its files cannot be read ({type(err).__name__}: {text})"
     if cell.damage is not None:
         return None, [], _tidy(cell.damage)
-    problem = run_json_problem(cell.run) if cell.run is not None else None
-    if problem is None:
-        problem = _evals_problem(cell.evals)
-    if problem is not None:
-        return None, [], problem
     return cell.run, cell.evals, None
 
 
@@ -342,25 +217,15 @@ def _tidy(damage: str) -> str:
     return text
 
 
-def _evals_problem(evals: list[EvalRow]) -> str | None:
-    """Why evals.csv's rows are not what maxbench writes: a step or length out of range."""
-    for row in evals:
-        if not 0 <= row.timestep < _INT_LIMIT:
-            return f"{EVALS_CSV}: timestep {row.timestep} is out of range"
-        if any(not 0 <= n < _INT_LIMIT for n in row.lengths):
-            return f"{EVALS_CSV}: an episode length at timestep {row.timestep} is out of range"
-    return None
-
-
 def _run_row(
     folder: Path, run: dict[str, Any] | None, evals: list[EvalRow], damage: str | None
 ) -> dict[str, Any]:
     """One row of :attr:`Results.runs`; a damaged cell keeps only what its path says."""
-    spec: dict[str, Any] = dict.fromkeys(_SPEC_FIELDS)
+    spec: dict[str, Any] = dict.fromkeys(SPEC_FIELDS)
     spec.update(_spec_from_path(folder))
     known = (run or {}).get("spec")
     if isinstance(known, dict):
-        spec.update((key, known[key]) for key in _SPEC_FIELDS if key in known)
+        spec.update((key, known[key]) for key in SPEC_FIELDS if key in known)
     provenance = (run or {}).get("provenance") or {}
     packages = provenance.get("packages") or {}
     timings = (run or {}).get("timings") or {}

@@ -118,7 +118,7 @@ def find_multigoal_runs(
             is a finished multi-goal run with a final ``model.zip`` that can be used.
     """
     from maxbench.results.layout import FINISHED, read_cell
-    from maxbench.results.loader import find_run_folders, run_json_problem
+    from maxbench.results.loader import find_run_folders
 
     warn = warn or _warn
     results = Path(results)
@@ -129,7 +129,7 @@ def find_multigoal_runs(
     runs, seen_envs, skipped = [], set(), 0
     for folder in find_run_folders(results):
         cell = read_cell(folder)
-        problem = cell.damage or (run_json_problem(cell.run) if cell.run is not None else None)
+        problem = cell.damage
         if problem is not None:
             warn(f"{_name(folder, results)} is damaged and skipped: {problem}")
             skipped += 1
