@@ -45,7 +45,7 @@ from stable_baselines3.common.logger import Logger  # noqa: E402
 
 import maxbench.envs  # noqa: E402,F401  (registers MultiGoal-v0)
 from maxbench.algos import SoftGAC  # noqa: E402
-from maxbench.algos.s2ac.multigoal import run_episodes  # noqa: E402
+from maxbench.repro.multigoal import run_episodes  # noqa: E402
 
 #: The probe states: the origin and two units out towards each goal.
 PROBE_STATES = np.array([[0, 0], [2, 0], [-2, 0], [0, 2], [0, -2]], dtype=np.float32)

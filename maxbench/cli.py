@@ -228,7 +228,7 @@ def list_environments() -> None:
 # Commands that live beside the code they drive (each module has ``register_commands(app)``);
 # a module that is not there yet is skipped. They import heavy libraries inside the commands.
 _COMMAND_MODULES = (
-    "maxbench.algos.s2ac.commands",
+    "maxbench.repro.commands",
     "maxbench.report.commands",
 )
 

@@ -1,21 +1,25 @@
 """``maxbench entropy`` and ``maxbench multigoal``: S2AC's checks and figures on the command line.
 
-A thin shell (DESIGN.md): the work is in :mod:`maxbench.algos.s2ac.entropy_report`,
-:mod:`maxbench.algos.s2ac.multigoal` and :mod:`maxbench.algos.s2ac.multigoal_plots`. torch and
-matplotlib are imported inside the commands so that the CLI starts fast.
+A thin shell (DESIGN.md): the work is in :mod:`maxbench.repro.entropy_report`,
+:mod:`maxbench.repro.multigoal` and :mod:`maxbench.repro.multigoal_plots`. ``maxbench/cli.py``
+calls :func:`register_commands` with its Typer app; this module never imports ``maxbench.cli``
+(nothing does but ``maxbench/__main__.py``), so it builds its own console. torch and matplotlib
+are imported inside the commands so that the CLI starts fast.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from maxbench.errors import UserInputError
+from maxbench.errors import UserInputError, exit_2_on_user_error
 
 __all__ = ["register_commands"]
 
@@ -30,10 +34,11 @@ class Sweep(str, Enum):
     all = "all"
 
 
-def _console():
-    from maxbench.cli import console
+def _console() -> Any:
+    """A rich Console like the CLI's: the terminal's width, or 120 columns when piped."""
+    from rich.console import Console
 
-    return console
+    return Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 
 
 def entropy(
@@ -58,7 +63,7 @@ def entropy(
     """
     from rich.table import Table
 
-    from maxbench.algos.s2ac.entropy_report import SWEEPS, plot_entropy_report, run_entropy_report
+    from maxbench.repro.entropy_report import SWEEPS, plot_entropy_report, run_entropy_report
 
     if particles < 2:
         raise UserInputError(f"--particles must be at least 2 (leave-one-out), got {particles}")
@@ -131,7 +136,7 @@ def multigoal(
     from rich.markup import escape
     from rich.table import Table
 
-    from maxbench.algos.s2ac.multigoal import evaluate_agents, find_multigoal_runs, goal_count_rows
+    from maxbench.repro.multigoal import evaluate_agents, find_multigoal_runs, goal_count_rows
 
     if episodes < 1:
         raise UserInputError(f"--episodes must be at least 1, got {episodes}")
@@ -204,7 +209,7 @@ def _check_out(out: Path) -> None:
 
 def _write_outputs(rows: list[dict], groups: list, out: Path) -> list[Path]:
     """goal_counts.csv, goal_counts.json and the figures in ``out``; the figures' paths."""
-    from maxbench.algos.s2ac.multigoal_plots import plot_multigoal
+    from maxbench.repro.multigoal_plots import plot_multigoal
 
     out.mkdir(parents=True, exist_ok=True)
     columns: list[str] = []
@@ -220,7 +225,5 @@ def _write_outputs(rows: list[dict], groups: list, out: Path) -> list[Path]:
 
 def register_commands(app: typer.Typer) -> None:
     """Add ``entropy`` and ``multigoal`` to the maxbench Typer app."""
-    from maxbench.errors import exit_2_on_user_error
-
     app.command("entropy")(exit_2_on_user_error(entropy))
     app.command("multigoal")(exit_2_on_user_error(multigoal))

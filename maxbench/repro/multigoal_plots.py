@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maxbench.algos.s2ac.multigoal import AgentEpisodes
+from maxbench.repro.multigoal import AgentEpisodes
 
 __all__ = ["plot_multigoal"]
 

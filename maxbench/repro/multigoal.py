@@ -4,7 +4,7 @@
 multi-goal env; :func:`evaluate_agents` loads each final model, runs stochastic test episodes on
 the training env and on its obstacle variant (spec §1.7: the obstacle is placed at test time
 only), and returns per-episode :class:`Episode` records grouped by agent. ``maxbench multigoal``
-draws them (:mod:`maxbench.algos.s2ac.multigoal_plots`) and tabulates the goals reached.
+draws them (:mod:`maxbench.repro.multigoal_plots`) and tabulates the goals reached.
 
 A results folder may come from someone else (issue 16): damaged cells are named and skipped, and
 an algorithm class is imported only when the run.json names a registered algorithm, never an
