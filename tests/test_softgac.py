@@ -16,6 +16,7 @@ import torch
 from sb3_contrib.common.torch_layers import BatchRenorm1d
 from sb3_contrib.crossq.policies import CrossQCritic
 from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.distributions import Normal, kl_divergence
 
 import maxbench.envs  # noqa: F401  (registers MultiGoal-v0)
@@ -522,3 +523,134 @@ def test_log_volume_bonus_adds_alpha_log_volume_to_the_soft_target(action_dim: i
     torch.testing.assert_close(losses[0], expected[0])
     torch.testing.assert_close(losses[1], expected[1])
     assert not torch.allclose(expected[0], expected[1])
+
+
+# -- the twin-target reduction (target_reduction: SAC's min, the authors' mean) ------------------
+#: A fixed batch of three transitions, the last one terminal, and the numbers the stubbed
+#: networks return for it: Q'_k(s', a') of the twin critics and C(s', tau') of the s' paths.
+STUB_REWARDS = [1.0, -0.5, 2.0]
+STUB_DONES = [0.0, 0.0, 1.0]
+STUB_NEXT_Q = ([1.0, 4.0, 7.0], [3.0, -2.0, 9.0])
+STUB_ENERGY = [0.5, 1.5, 3.0]
+STUB_CURRENT_Q = ([0.0, 0.5, -1.0], [1.0, 1.0, 1.0])
+STUB_ALPHA, STUB_GAMMA = 0.4, 0.9
+#: y = r + gamma (1 - d) (reduce_k Q'_k - alpha C), worked out by hand (alpha C = 0.2, 0.6, 1.2):
+#: mean: 1 + 0.9 (2 - 0.2) = 2.62, -0.5 + 0.9 (1 - 0.6) = -0.14, terminal 2;
+#: min:  1 + 0.9 (1 - 0.2) = 1.72, -0.5 + 0.9 (-2 - 0.6) = -2.84, terminal 2.
+HAND_TARGETS = {"mean": [2.62, -0.14, 2.0], "min": [1.72, -2.84, 2.0]}
+
+
+def _column(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32)[:, None]
+
+
+def _stub_networks(model: SoftGAC, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the critics return STUB_CURRENT_Q at (s, a) and STUB_NEXT_Q at (s', a'), and the
+    control energy return STUB_ENERGY, whatever the inputs."""
+    current = tuple(_column(q) for q in STUB_CURRENT_Q)
+    following = tuple(_column(q) for q in STUB_NEXT_Q)
+    monkeypatch.setattr(
+        "maxbench.algos.softgac.softgac.control_energy",
+        lambda path: torch.tensor(STUB_ENERGY, dtype=torch.float32),
+    )
+    if model.critic_target is not None:
+        monkeypatch.setattr(model.critic, "forward", lambda obs, actions: current)
+        monkeypatch.setattr(model.critic_target, "forward", lambda obs, actions: following)
+        return
+
+    def joint_pass(obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # CrossQ: one forward pass over the (s, a) rows followed by the (s', a') rows.
+        assert actions.shape[0] == 2 * len(STUB_REWARDS)
+        return tuple(torch.cat([now, nxt]) for now, nxt in zip(current, following, strict=True))
+
+    monkeypatch.setattr(model.critic, "forward", joint_pass)
+
+
+@pytest.mark.parametrize("critic_type", ["twin", "crossq"])
+@pytest.mark.parametrize("reduction", ["mean", "min"])
+def test_critic_target_reduction_matches_the_hand_computed_target(
+    critic_type: str, reduction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both critic types train both critics on r + gamma (1 - d)(reduce_k Q'_k - alpha C)."""
+    model = tiny_model(target_reduction=reduction, critic_type=critic_type, gamma=STUB_GAMMA)
+    _stub_networks(model, monkeypatch)
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(3)]))
+    actions = torch.as_tensor(np.stack([model.action_space.sample() for _ in range(3)]))
+    data = ReplayBufferSamples(
+        observations=obs,
+        actions=actions,
+        next_observations=obs.flip(0),
+        dones=_column(STUB_DONES),
+        rewards=_column(STUB_REWARDS),
+    )
+    with torch.no_grad():
+        loss = model._critic_loss(data, torch.tensor(STUB_ALPHA))
+    target = _column(HAND_TARGETS[reduction])
+    expected = 0.5 * sum(((_column(q) - target) ** 2).mean() for q in STUB_CURRENT_Q)
+    torch.testing.assert_close(loss, expected)
+    other = "min" if reduction == "mean" else "mean"
+    wrong = 0.5 * sum(
+        ((_column(q) - _column(HAND_TARGETS[other])) ** 2).mean() for q in STUB_CURRENT_Q
+    )
+    assert not torch.allclose(loss, wrong)
+
+
+def test_mean_target_averages_the_real_twin_target_critics() -> None:
+    """On real networks and a replay batch: the mean target is the average of the two target
+    critics at the seeded a' (not the min), and the actor loss keeps min_k Q_k."""
+    model = filled_model(target_reduction="mean")
+    data = model.replay_buffer.sample(16)
+    alpha = torch.tensor(0.37)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        loss = model._critic_loss(data, alpha)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        path = model.actor.sample_path(data.next_observations)
+        q1_next, q2_next = model.critic_target(
+            data.next_observations, torch.tanh(path.final_latent)
+        )
+        soft = (q1_next + q2_next) / 2 - alpha * control_energy(path)[:, None]
+        target = data.rewards + (1 - data.dones) * model.gamma * soft
+        q1, q2 = model.critic(data.observations, data.actions)
+        expected = 0.5 * (((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean())
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(q1_next, q2_next)  # the twin critics differ, so min != mean
+    model.target_reduction = "min"
+    torch.manual_seed(11)
+    with torch.no_grad():
+        assert not torch.allclose(model._critic_loss(data, alpha), loss)
+    losses = []
+    for reduction in ("mean", "min"):
+        model.target_reduction = reduction
+        torch.manual_seed(5)
+        losses.append(model._actor_loss(data.observations, alpha)[0].detach())
+    torch.testing.assert_close(losses[0], losses[1])
+
+
+def test_target_reduction_defaults_to_min_and_rejects_other_values(tmp_path) -> None:
+    assert tiny_model().target_reduction == "min"
+    for bad in ("max", "Mean", "", None):
+        with pytest.raises(ValueError, match="target_reduction"):
+            tiny_model(target_reduction=bad)
+    tiny_model().save(tmp_path / "m.zip")
+    with pytest.raises(ValueError, match="target_reduction"):
+        SoftGAC.load(tmp_path / "m.zip", target_reduction="median")
+
+
+def test_target_reduction_survives_save_and_load(tmp_path) -> None:
+    model = filled_model(target_reduction="mean")
+    model.save(tmp_path / "mean.zip")
+    loaded = SoftGAC.load(tmp_path / "mean.zip", device="cpu")
+    assert loaded.target_reduction == "mean"
+    data = model.replay_buffer.sample(16)
+    losses = []
+    for each in (model, loaded):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            losses.append(each._critic_loss(data, torch.tensor(0.2)))
+    torch.testing.assert_close(losses[0], losses[1])
+    tiny_model().save(tmp_path / "min.zip")
+    assert SoftGAC.load(tmp_path / "min.zip").target_reduction == "min"
+    overridden = SoftGAC.load(tmp_path / "mean.zip", target_reduction="min")
+    assert overridden.target_reduction == "min"

@@ -38,6 +38,9 @@ __all__ = ["SoftGAC"]
 DEFAULT_ENERGY_PER_STEP_AND_DIM = 0.2
 #: Initial temperature of ``ent_coef="auto"`` (authors' ``alpha.init``).
 DEFAULT_INITIAL_ALPHA = 0.1
+#: How the critic target combines the twin critics at (s', a'): ``"min"`` (SAC's clipped double Q,
+#: maxbench's default) or ``"mean"`` (the SoftGAC authors', ``common/crossq_c51.py``).
+TARGET_REDUCTIONS = ("min", "mean")
 
 
 def _repeat_rows(obs: PyTorchObs, times: int) -> PyTorchObs:
@@ -55,7 +58,8 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     One gradient step (``train``), after the authors' ``_train``:
 
     1. critic: y = r + gamma (1 - d) [min_k Qbar_k(s', a') - alpha C(s', tau')] with a' = tanh(z'_K)
-       from one bridge path at s' (no gradient), and the SB3 twin-critic MSE loss;
+       from one bridge path at s' (no gradient), and the SB3 twin-critic MSE loss
+       (``target_reduction="mean"``: mean_k instead of min_k, the authors' target);
     2. every ``policy_delay``-th step, actor: E[alpha C(s, tau) - min_k Q_k(s, tanh z_K)] over
        ``n_particles`` reparameterised paths per state (``"antithetic"``: pairs (z_0, eps) with
        (-z_0, -eps)); then temperature: loss alpha (C_target - stopgrad(mean C)), gradient step on
@@ -109,6 +113,15 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             step, so they agree where episodes never terminate; where they do (the multi-goal
             envs end at a goal, Hopper when it falls) SAC's convention pays the agent for every
             step it stays, the authors' charges it. A maxbench option (README, deviations).
+        target_reduction: how the critic target combines the twin critics at (s', a'):
+            ``"min"`` (default; SAC's clipped double Q, as SB3's SAC, so SoftGAC and SAC are
+            compared on the same critic) or ``"mean"`` (the authors': both critics learn the
+            mean of the two, ``target_q = 0.5 * (target_q1 + target_q2)`` in
+            ``common/crossq_c51.py``, ``update_crossq_c51_critic``, of
+            ``skypitcher/soft_gac_jax``; arXiv 2605.08733). Both ``critic_type`` values honour
+            it (with ``"crossq"`` the twin values at (s', a') come from the critic itself, as in
+            the authors' CrossQ critic). The actor loss keeps min_k Q_k either way, as the
+            authors' does (``twin_q_expectation`` in ``_update_actor_direct``).
         use_sde: must be False (SAC's argument; the bridge has no gSDE).
         sde_sample_freq, use_sde_at_warmup: SAC's arguments, without effect here.
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device,
@@ -133,6 +146,10 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
       bridge (``policy_kwargs: {net_arch: {pi: [...]}}``, :class:`BridgeActor`) and
       ``log_volume_bonus``; suites/softgac-multigoal.yaml turns both on (README, "Multi-goal
       checks", says why).
+    * Twin target: the authors train both critics on the mean of the two critics' C51
+      distributions at (s', a') (``common/crossq_c51.py``: the mixture of the two projected
+      targets, whose expectation is the mean of the two expectations); maxbench takes SAC's min
+      by default, ``target_reduction="mean"`` gives the authors' mean (of the two values).
     * Optimizers: Adam (lr 3e-4) for actor and critic as in SB3, the fused kernel by default; the
       authors' critic Adam has beta1 = 0.5 (CrossQ's), which maxbench uses with
       ``critic_type="crossq"`` (for actor and critic, as sb3-contrib's CrossQ does).
@@ -183,6 +200,7 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         particle_scheme: str = "random",
         critic_type: str = "twin",
         log_volume_bonus: bool = False,
+        target_reduction: str = "min",
     ) -> None:
         reject_gsde("SoftGAC", use_sde)
         super().__init__(
@@ -220,6 +238,7 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             raise ValueError(
                 f"unknown particle_scheme '{particle_scheme}'; use one of {PARTICLE_SCHEMES}"
             )
+        _check_target_reduction(target_reduction)
         if n_particles < 1 or policy_delay < 1:
             raise ValueError("n_particles and policy_delay must be >= 1")
         given = self.policy_kwargs.get("critic_type", critic_type)
@@ -237,6 +256,7 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         self.particle_scheme = particle_scheme
         self.target_update_interval = target_update_interval
         self.log_volume_bonus = log_volume_bonus
+        self.target_reduction = target_reduction
         self.log_ent_coef: torch.Tensor | None = None
         self.ent_coef_optimizer: torch.optim.Adam | None = None
         if _init_setup_model:
@@ -248,6 +268,8 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         reject_gsde("SoftGAC", self.use_sde)
+        # Again here: SoftGAC.load(path, target_reduction=...) sets the attribute directly.
+        _check_target_reduction(self.target_reduction)
         super()._setup_model()
         self._create_aliases()
         self.control_energy_target = self._resolve_energy_target()
@@ -302,10 +324,20 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             return torch.exp(self.log_ent_coef.detach()).squeeze()
         return self.ent_coef_tensor
 
+    def _combine_twin_targets(self, next_q: torch.Tensor) -> torch.Tensor:
+        """The twin critics' values at (s', a'), shape (n, 2), combined per row into (n, 1).
+
+        ``"min"``: SAC's clipped double Q; ``"mean"``: the authors' (see ``target_reduction``).
+        """
+        if self.target_reduction == "mean":
+            return next_q.mean(dim=1, keepdim=True)
+        return torch.min(next_q, dim=1, keepdim=True).values
+
     def _critic_loss(self, replay_data: Any, alpha: torch.Tensor) -> torch.Tensor:
         """Twin-critic MSE to r + gamma (1 - d)(min Qbar(s', a') - alpha C(s', tau')) (spec §3).
 
-        With ``log_volume_bonus`` the soft term is -alpha (C(s', tau') - log|A|).
+        With ``log_volume_bonus`` the soft term is -alpha (C(s', tau') - log|A|); with
+        ``target_reduction="mean"`` the twin values are averaged instead of minimised.
         """
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with torch.no_grad():
@@ -333,7 +365,7 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             current_q = tuple(current_all.T[..., None])
             next_q = next_q.detach()
         with torch.no_grad():
-            next_soft_q = torch.min(next_q, dim=1, keepdim=True).values - alpha * next_energy
+            next_soft_q = self._combine_twin_targets(next_q) - alpha * next_energy
             target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_q
         return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
 
@@ -423,6 +455,12 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             state_dicts.append("ent_coef_optimizer")
             return state_dicts, ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _check_target_reduction(value: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of :data:`TARGET_REDUCTIONS`."""
+    if value not in TARGET_REDUCTIONS:
+        raise ValueError(f"unknown target_reduction {value!r}; use one of {TARGET_REDUCTIONS}")
 
 
 def _concat_obs(first: PyTorchObs, second: PyTorchObs) -> PyTorchObs:
