@@ -53,7 +53,39 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
     "softgac": AlgorithmEntry(
         "maxbench.algos.softgac:SoftGAC", summary="SoftGAC: stochastic-bridge generative actor"
     ),
-    "sql": AlgorithmEntry("maxbench.algos.sql:SQL", summary="Soft Q-Learning (Haarnoja 2017)"),
+    "sql": AlgorithmEntry(
+        "maxbench.algos.sql:SQL",
+        summary="Soft Q-Learning (Haarnoja 2017): uniform-action soft value, SB3's defaults",
+    ),
+    # The S2AC authors' SQL (STAC/main.py defaults, --actor svgd_sql; SQL's class docstring).
+    "sql-s2ac": AlgorithmEntry(
+        "maxbench.algos.sql:SQL",
+        preset={
+            "value_estimator": "particles",
+            "sampler_temperature": 1.0,
+            "stein_draws": "independent",
+            "value_n_particles": 10,
+            "kernel_n_particles": 10,
+            "ent_coef": 0.2,
+            "learning_rate": 1e-3,
+            "batch_size": 100,
+            "tau": 0.005,
+            "target_update_interval": 1,
+            "gamma": 0.99,
+            "buffer_size": 1_000_000,
+            "learning_starts": 1000,
+            "random_exploration_steps": 10_000,
+            "train_freq": 50,
+            "gradient_steps": 50,
+            "policy_kwargs": {
+                "net_arch": {"pi": [256, 256, 256], "qf": [256, 256]},
+                "n_eval_particles": 10,
+                "action_selection": "softmax",
+                "selection_temperature": 1.0,
+            },
+        },
+        summary="SQL with the S2AC authors' settings and soft value (differences: README)",
+    ),
     "sac-nf": AlgorithmEntry(
         "maxbench.algos.sacnf:SACNF", summary="SAC with a normalizing-flow policy"
     ),

@@ -11,8 +11,11 @@ from maxbench.algos.sql.policies import (
 )
 from maxbench.algos.sql.sql import (
     SQL,
+    STEIN_DRAWS,
+    VALUE_ESTIMATORS,
     amortized_svgd_loss,
     importance_sampled_soft_value,
+    sampler_soft_value,
     uniform_box_actions,
 )
 
@@ -22,10 +25,13 @@ __all__ = [
     "SQLCnnPolicy",
     "SQLMultiInputPolicy",
     "SQLPolicy",
+    "STEIN_DRAWS",
     "SamplerActor",
+    "VALUE_ESTIMATORS",
     "amortized_svgd_loss",
     "importance_sampled_soft_value",
     "min_q_over_particles",
     "repeat_observations",
+    "sampler_soft_value",
     "uniform_box_actions",
 ]

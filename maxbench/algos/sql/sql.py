@@ -2,20 +2,30 @@
 
 One training step (spec §4), for a replay batch ``(s, a, r, s', done)``:
 
-1. **Soft value by importance sampling** (Haarnoja et al. 2017, Eq. 10 with a uniform proposal):
-   ``V(s') = alpha log( (2^d / m) sum_j exp(min_k Qbar_k(s', a_j) / alpha) )``,
-   ``a_j ~ U([-1, 1]^d)``, computed stably as
-   ``alpha logsumexp_j(min Qbar / alpha) + alpha (d log 2 - log m)``
-   (:func:`importance_sampled_soft_value`).
+1. **Soft value of the next state**, ``V(s') = alpha log( (2^d / m) sum_j exp(min_k Qbar_k(s',
+   a_j) / alpha) )``, computed stably as
+   ``alpha logsumexp_j(min Qbar / alpha) + alpha (d log 2 - log m)``, on ``m`` actions that
+   depend on ``value_estimator``:
+
+   * ``"uniform"`` (default): ``a_j ~ U([-1, 1]^d)``, importance sampling with a uniform proposal
+     (Haarnoja et al. 2017, Eq. 10): consistent, biased low for finite ``m``
+     (:func:`importance_sampled_soft_value`);
+   * ``"particles"``: ``a_j`` are the sampler's own ``m`` actions at ``s'``, with the uniform
+     proposal's constant kept, as the S2AC authors' SQL does (``STAC/core.py`` lines 74-86):
+     biased high (optimistic) once the sampler concentrates (:func:`sampler_soft_value`).
+
 2. **Critics**: ``y = r + gamma (1 - done) V(s')`` (no entropy term: it is inside ``V``), loss
    ``1/2 sum_k MSE(Q_k(s, a), y)`` for the twin critics.
 3. **Sampler** ``a = tanh(f_psi(s, xi))``, ``xi ~ U(0, 1)^d``, trained by amortised SVGD
    (Wang & Liu 2016; Haarnoja et al. 2017 §3.2, Eq. 13-14): draw ``m`` actions per state from the
    sampler itself, compute the Stein direction
-   ``Delta(a_i) = 1/m sum_j [k(a_j, a_i) grad_{a_j} min_k Q_k(s, a_j) / alpha
-   + grad_{a_j} k(a_j, a_i)]`` with the shared :func:`maxbench.algos.svgd.stein_direction`, and
+   ``Delta(a_i) = 1/m sum_j [k(a_j, a_i) grad_{a_j} min_k Q_k(s, a_j) / T
+   + grad_{a_j} k(a_j, a_i)]`` with the shared :func:`maxbench.algos.svgd.stein_direction`
+   (``T = ent_coef`` unless ``sampler_temperature`` is set; the S2AC authors' ``T`` is 1), and
    ascend along it: ``psi <- psi + lr * dA/dpsi^T Delta`` through the surrogate loss
-   ``-(Delta.detach() * a).sum(-1).mean()`` (:func:`amortized_svgd_loss`).
+   ``-(Delta.detach() * a).sum(-1).mean()`` (:func:`amortized_svgd_loss`). With
+   ``stein_draws="independent"`` the scores and kernel centres ``a_j`` come from a second,
+   independent set of ``m`` draws (the S2AC authors' ``compute_loss_pi``).
 4. Polyak-average the target critics.
 """
 
@@ -46,9 +56,23 @@ from maxbench.algos.sql.policies import (
     SQLPolicy,
     min_q_over_particles,
 )
-from maxbench.algos.svgd import score_from_log_prob, stein_direction
+from maxbench.algos.svgd import adaptive_bandwidth, score_from_log_prob, stein_direction
 
-__all__ = ["SQL", "amortized_svgd_loss", "importance_sampled_soft_value", "uniform_box_actions"]
+__all__ = [
+    "SQL",
+    "STEIN_DRAWS",
+    "VALUE_ESTIMATORS",
+    "amortized_svgd_loss",
+    "importance_sampled_soft_value",
+    "sampler_soft_value",
+    "uniform_box_actions",
+]
+
+#: How SQL estimates the soft value of the next state (see :class:`SQL`, ``value_estimator``).
+VALUE_ESTIMATORS = ("uniform", "particles")
+
+#: Where the Stein direction's kernel centres and scores come from (``stein_draws``).
+STEIN_DRAWS = ("shared", "independent")
 
 
 def uniform_box_actions(
@@ -100,10 +124,44 @@ def importance_sampled_soft_value(
     return alpha * (th.logsumexp(q_values / alpha, dim=1) + log_box)
 
 
+def sampler_soft_value(
+    q_fn: Callable[[th.Tensor], th.Tensor],
+    particles: th.Tensor,
+    alpha: float,
+) -> th.Tensor:
+    """Soft value on the sampler's own actions, as the S2AC authors' SQL computes it.
+
+    Their ``compute_loss_q`` (``STAC/core.py`` lines 74-86) draws ``m`` actions per next state
+    from the current sampler and, with ``q = min(Q1_targ, Q2_targ)`` over them, writes::
+
+        V_soft_ = alpha_c * torch.logsumexp(q_pi_targ / alpha_c, dim=-1)
+        V_soft_ += alpha_c * (act_dim * np.log(2) - np.log(num_particles))
+
+    reproduced here term by term. The constant is the uniform proposal's (density ``2^-d`` on
+    ``[-1, 1]^d``), but the actions are not uniform: once the sampler concentrates where ``Q`` is
+    high the estimate exceeds the true ``alpha log int exp(Q / alpha) da`` (optimistic), where
+    :func:`importance_sampled_soft_value` is unbiased in the limit.
+
+    Args:
+        q_fn: maps ``(B, m, d)`` actions to ``(B, m)`` Q-values (SQL's target:
+            ``min_k Qbar_k(s', .)``).
+        particles: ``(B, m, d)`` actions, the sampler's draws at the next states.
+        alpha: the temperature (the authors' ``alpha_c``, ``--a_c``).
+
+    Returns:
+        ``(B,)`` soft values.
+    """
+    n_particles, action_dim = particles.shape[-2:]
+    q_values = q_fn(particles)
+    value = alpha * th.logsumexp(q_values / alpha, dim=-1)
+    return value + alpha * (action_dim * math.log(2.0) - math.log(n_particles))
+
+
 def amortized_svgd_loss(
     actions: th.Tensor,
     log_target_fn: Callable[[th.Tensor], th.Tensor],
     kernel_sigma: float | None = None,
+    fixed_particles: th.Tensor | None = None,
 ) -> th.Tensor:
     """Surrogate loss whose gradient moves the sampler's actions along the Stein direction.
 
@@ -114,27 +172,81 @@ def amortized_svgd_loss(
 
     Args:
         actions: ``(B, m, d)`` sampler outputs, differentiable w.r.t. the sampler's parameters.
-        log_target_fn: ``(B, m, d) -> (B, m)`` unnormalised log target ``min_k Q_k(s, a) / alpha``.
+        log_target_fn: ``(B, m, d) -> (B, m)`` unnormalised log target ``min_k Q_k(s, a) / T``.
         kernel_sigma: RBF kernel standard deviation, or None for the shared adaptive bandwidth of
             :func:`maxbench.algos.svgd.adaptive_bandwidth`.
+        fixed_particles: ``(B, n, d)`` other draws that carry the scores and the kernel centres
+            ``a_j``, the direction being applied at ``actions`` (the S2AC authors' SQL,
+            ``STAC/core.py`` lines 107-132: ``Kernel(input_1=a, input_2=a_updated)`` over two
+            independent draws). The adaptive bandwidth is then taken over the ``n x m`` cross
+            distances, as their kernel does. None (default): ``actions`` themselves.
 
     Returns:
         Scalar loss ``-(Delta.detach() * actions).sum(-1).mean()``.
     """
-    particles = actions.detach()
+    query = actions.detach()
+    particles = query if fixed_particles is None else fixed_particles.detach()
     scores = score_from_log_prob(log_target_fn, particles)
-    delta = stein_direction(particles, scores, particles, sigma=kernel_sigma).detach()
+    sigma: float | th.Tensor | None = kernel_sigma
+    if sigma is None and fixed_particles is not None:
+        cross = (particles.unsqueeze(-2) - query.unsqueeze(-3)).pow(2).sum(-1)
+        sigma = adaptive_bandwidth(cross).sqrt()
+    delta = stein_direction(particles, scores, query, sigma=sigma).detach()
     return -(delta * actions).sum(dim=-1).mean()
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """``ValueError`` naming the option and its allowed values unless ``value`` is one of them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"SQL's {name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Soft Q-Learning (Haarnoja et al. 2017) with twin critics and an amortised SVGD sampler.
 
-    The S2AC paper's SQL baseline as spec §4 describes the authors' version: twin critics with
-    min-clipping, the soft value of the next state by importance sampling with a uniform proposal
-    on the action box, no entropy term in the target, and a sampler network ``tanh(f(s, xi))``,
-    ``xi ~ U(0, 1)^d``, trained along the Stein direction with the same kernel code as S2AC
-    (:mod:`maxbench.algos.svgd`). See the module docstring for the step.
+    Twin critics with min-clipping, the soft value of the next state (no entropy term in the
+    target), and a sampler network ``tanh(f(s, xi))``, ``xi ~ U(0, 1)^d``, trained along the
+    Stein direction with the same kernel code as S2AC (:mod:`maxbench.algos.svgd`). See the module
+    docstring for the step. The defaults estimate the soft value by importance sampling with
+    uniform actions and use SB3's SAC defaults; the registry's ``sql-s2ac`` preset is the S2AC
+    authors' SQL (below).
+
+    The S2AC authors' SQL (``SafaMessaoud/S2AC-Energy-Based-RL-with-Stein-Soft-Actor-Critic``,
+    ``--actor svgd_sql``), and the options that reproduce it:
+
+    * soft value on the sampler's own ``m`` particles at ``s'`` with the uniform proposal's
+      constant, ``alpha_c logsumexp(min Qbar / alpha_c) + alpha_c (d log 2 - log m)``
+      (``STAC/core.py`` lines 74-87): ``value_estimator="particles"``;
+    * alpha only in ``V``: the Stein score is ``grad_a min Q`` without alpha (``STAC/core.py``
+      lines 112-130), i.e. the sampler targets ``exp(Q)``: ``sampler_temperature=1.0``;
+    * scores and kernel centres on one draw of ``m`` particles, the direction applied to a second,
+      independent draw, bandwidth from their cross distances (``STAC/core.py`` lines 107-132,
+      ``STAC/actors/kernels.py`` lines 26-68, ``kernel_sigma_adaptive=4``, ``main.py`` line 64):
+      ``stein_draws="independent"``;
+    * m = 10 particles (``--svgd_particles``, ``STAC/main.py`` line 59) for both ``V`` and the
+      Stein direction: ``value_n_particles=10``, ``kernel_n_particles=10``;
+    * Polyak 0.995 after every update (``main.py`` line 51, ``core.py`` lines 168-172):
+      ``tau=0.005``, ``target_update_interval=1``; lr 1e-3 for critics and sampler (``main.py``
+      lines 52-53); batch 100 (line 54); gamma 0.99 (line 38); alpha 0.2 (``--a_c``, line 39);
+      replay 1e6 (line 41);
+    * 10 000 uniform-random steps, updates from step 1000, 50 updates every 50 steps
+      (``main.py`` lines 44-47, ``core.py`` lines 252-258, 297-303):
+      ``random_exploration_steps=10_000``, ``learning_starts=1000``, ``train_freq=50``,
+      ``gradient_steps=50``;
+    * sampler 3 x 256 and critics 2 x 256, ReLU for ``svgd_sql`` (``main.py`` lines 31-33,
+      100-102; ``STAC/networks.py`` lines 9-23): ``net_arch={"pi": [256] * 3, "qf": [256] * 2}``;
+    * evaluation picks among the ``m`` particles by ``max`` or ``softmax`` at temperature 1
+      (``actor_sql.py`` lines 43-59, ``core.py`` line 308): ``n_eval_particles=10``,
+      ``action_selection="softmax"``, ``selection_temperature=1.0``; training acts with one
+      random particle (``--train_action_selection random``), SB3's stochastic ``predict`` here.
+
+    What differs from theirs even in the preset: the critic loss is ``1/2 sum_k MSE`` (theirs
+    ``sum_k MSE``) and the surrogate is averaged over states and particles (theirs summed), both
+    constant factors that Adam absorbs; the kernel's ``1e-8`` in ``1 / (1e-8 + 2 sigma^2)`` is
+    not added; their sampler acts in env units (``tanh * act_limit``), maxbench's critics see
+    actions scaled to ``[-1, 1]^d`` (identical when the action bound is 1, as on the multi-goal
+    envs); deterministic evaluation draws the particles and the softmax choice from fixed stored
+    noise, theirs from fresh noise.
 
     As an SB3 algorithm (README, "Using the algorithms with SB3 code"):
 
@@ -154,10 +266,21 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
 
     Args:
         ent_coef: the temperature ``alpha`` (fixed; SQL has no explicit entropy to tune it on).
-        value_n_particles: uniform action samples per next state for the soft value.
+        value_estimator: ``"uniform"`` (default): the soft value by importance sampling with
+            ``value_n_particles`` uniform actions on the box
+            (:func:`importance_sampled_soft_value`);
+            ``"particles"``: on ``value_n_particles`` draws of the sampler itself with the same
+            constant, the S2AC authors' estimate (:func:`sampler_soft_value`).
+        value_n_particles: actions per next state for the soft value (``m`` of ``V``).
         kernel_n_particles: sampler particles per state for the Stein direction (``m``).
         kernel_sigma: RBF kernel standard deviation, or None for the adaptive, detached bandwidth
             shared with S2AC (mean squared distance / 2 / (2 log(m + 1))).
+        sampler_temperature: ``T`` of the sampler's target ``exp(min Q / T)`` (the Stein scores
+            are divided by it); None (default) uses ``ent_coef``, so that the sampler targets the
+            density whose log-normaliser ``V`` estimates. The S2AC authors use 1 (alpha only in V).
+        stein_draws: ``"shared"`` (default): one draw of ``kernel_n_particles`` actions carries the
+            scores and receives the direction; ``"independent"``: scores and kernel centres on one
+            draw, the direction applied to a second, independent draw (the S2AC authors').
         target_update_interval: gradient steps between Polyak updates of the target critics.
         random_exploration_steps: act uniformly at random until this many env steps (or until
             ``learning_starts``, whichever is later) while training from ``learning_starts``:
@@ -169,20 +292,25 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         (the rest): as SB3's SAC. ``policy_kwargs`` go to :class:`SQLPolicy` (``net_arch``,
             ``n_eval_particles``, ``action_selection``, ``selection_temperature``, ...).
 
-    Deviations (also in the README's deviations table):
+    Defaults against Haarnoja et al.'s softlearning code (also in the README's deviations
+    table):
 
     * Stein particles: Haarnoja et al.'s code splits each state's sampler draws into a "fixed"
       half (kernel centres and scores) and an "updated" half (where the direction is applied);
-      maxbench uses one set of ``m`` draws for both, the formula of spec §4.
-    * Score temperature: spec §4 writes ``grad Q`` (Haarnoja et al. run alpha = 1 and scale the
-      rewards); maxbench divides by ``alpha`` so the sampler targets ``exp(Q / alpha)``, the
-      density whose log-normaliser the soft value estimates. Both agree at ``alpha = 1``.
+      maxbench uses one set of ``m`` draws for both by default, the formula of spec §4
+      (``stein_draws="independent"`` is the S2AC authors' two independent draws).
+    * Score temperature: Haarnoja et al. run alpha = 1 and scale the rewards; maxbench divides
+      by ``alpha`` by default so the sampler targets ``exp(Q / alpha)``, the density whose
+      log-normaliser the soft value estimates (``sampler_temperature=1.0``: the S2AC authors'
+      ``grad Q``). All agree at ``alpha = 1``.
     * Squash correction: Haarnoja et al.'s code adds ``sum_d log(1 - a_d^2)`` to the log target of
-      the Stein direction; maxbench uses spec §4's target ``exp(Q / alpha)`` on the box as is.
+      the Stein direction; maxbench uses spec §4's target ``exp(Q / T)`` on the box as is (as the
+      S2AC authors do).
     * Amortised SVGD with few particles under-represents the tails of the target (measured in
       ``tests/test_sql.py``: std about 0.2 for a truncated normal of std 0.243); the median and
       interquartile range match.
-    * Noise ``xi ~ U(0, 1)^d`` as in spec §4 (Haarnoja et al. use a standard normal).
+    * Noise ``xi ~ U(0, 1)^d`` as in spec §4 and the S2AC authors' ``actor_sql.py`` line 35
+      (Haarnoja et al. use a standard normal).
     * Target critics are Polyak-averaged (``tau``) as in SB3 and the S2AC code, not copied every
       1000 steps as in Haarnoja et al.
     * Deterministic prediction chooses among particles drawn from fixed noise (see
@@ -198,6 +326,10 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     actor: SamplerActor
     critic: ContinuousCritic
     critic_target: ContinuousCritic
+    # Class-level defaults: a model saved before these options existed loads with them.
+    value_estimator: str = "uniform"
+    sampler_temperature: float | None = None
+    stein_draws: str = "shared"
 
     def __init__(
         self,
@@ -233,6 +365,9 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         kernel_n_particles: int = 16,
         kernel_sigma: float | None = None,
         random_exploration_steps: int = 0,
+        value_estimator: str = "uniform",
+        sampler_temperature: float | None = None,
+        stein_draws: str = "shared",
     ) -> None:
         reject_gsde("SQL", use_sde)
         super().__init__(
@@ -271,6 +406,20 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             )
         if value_n_particles < 1 or kernel_n_particles < 2:
             raise ValueError("SQL needs value_n_particles >= 1 and kernel_n_particles >= 2")
+        _check_choice("value_estimator", value_estimator, VALUE_ESTIMATORS)
+        _check_choice("stein_draws", stein_draws, STEIN_DRAWS)
+        if sampler_temperature is not None and (
+            isinstance(sampler_temperature, (str, bool)) or not sampler_temperature > 0
+        ):
+            raise ValueError(
+                "SQL's sampler_temperature must be a positive number or None (None: ent_coef), "
+                f"got {sampler_temperature!r}"
+            )
+        self.value_estimator = value_estimator
+        self.sampler_temperature = (
+            None if sampler_temperature is None else float(sampler_temperature)
+        )
+        self.stein_draws = stein_draws
         self.ent_coef = float(ent_coef)
         self.value_n_particles = value_n_particles
         self.kernel_n_particles = kernel_n_particles
@@ -312,13 +461,28 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         """Dimension ``d`` of the action box."""
         return int(np.prod(self.action_space.shape))
 
+    @property
+    def stein_temperature(self) -> float:
+        """``T`` of the sampler's target ``exp(min Q / T)``: ``sampler_temperature`` or alpha."""
+        if self.sampler_temperature is None:
+            return self.ent_coef
+        return self.sampler_temperature
+
     def soft_value(self, observations: Any) -> th.Tensor:
-        """``(B,)`` importance-sampled soft value of ``observations`` under the target critics."""
+        """``(B,)`` soft value of ``observations`` under the target critics.
+
+        By ``value_estimator``: uniform actions on the box (importance sampling) or the
+        sampler's own draws at ``observations`` (the S2AC authors'); ``value_n_particles`` each.
+        """
+        q_fn = partial(min_q_over_particles, self.critic_target, observations)
+        if self.value_estimator == "particles":
+            particles = self.actor.sample(observations, self.value_n_particles)
+            return sampler_soft_value(q_fn, particles, alpha=self.ent_coef)
         first = (
             next(iter(observations.values())) if isinstance(observations, dict) else observations
         )
         return importance_sampled_soft_value(
-            partial(min_q_over_particles, self.critic_target, observations),
+            q_fn,
             n_states=first.shape[0],
             action_dim=self.action_dim,
             n_samples=self.value_n_particles,
@@ -335,7 +499,7 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
-            # Critic target: r + gamma (1 - done) V(s'), V by importance sampling (spec §4).
+            # Critic target: r + gamma (1 - done) V(s') (spec §4; V by value_estimator).
             with th.no_grad():
                 next_values = self.soft_value(replay_data.next_observations).reshape(-1, 1)
                 target_q_values = (
@@ -350,13 +514,8 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             critic_loss.backward()
             self.critic.optimizer.step()
 
-            # Sampler: amortised SVGD toward exp(min Q / alpha) (Haarnoja et al. 2017, §3.2).
-            actions = self.actor.sample(replay_data.observations, self.kernel_n_particles)
-
-            def log_target(a: th.Tensor, obs: Any = replay_data.observations) -> th.Tensor:
-                return min_q_over_particles(self.critic, obs, a) / self.ent_coef
-
-            actor_loss = amortized_svgd_loss(actions, log_target, self.kernel_sigma)
+            # Sampler: amortised SVGD toward exp(min Q / T) (Haarnoja et al. 2017, §3.2).
+            actor_loss = self._sampler_loss(replay_data.observations)
             actor_losses.append(actor_loss.item())
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
@@ -372,6 +531,20 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         self.logger.record("train/actor_loss", np.mean(actor_losses))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         self.logger.record("train/soft_value", np.mean(soft_values))
+
+    def _sampler_loss(self, observations: Any) -> th.Tensor:
+        """Amortised SVGD surrogate loss on ``kernel_n_particles`` draws per state."""
+        temperature = self.stein_temperature
+
+        def log_target(a: th.Tensor) -> th.Tensor:
+            return min_q_over_particles(self.critic, observations, a) / temperature
+
+        fixed = None
+        if self.stein_draws == "independent":
+            with th.no_grad():
+                fixed = self.actor.sample(observations, self.kernel_n_particles)
+        actions = self.actor.sample(observations, self.kernel_n_particles)
+        return amortized_svgd_loss(actions, log_target, self.kernel_sigma, fixed)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
