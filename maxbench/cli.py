@@ -229,6 +229,7 @@ def list_environments() -> None:
 # a module that is not there yet is skipped. They import heavy libraries inside the commands.
 _COMMAND_MODULES = (
     "maxbench.repro.commands",
+    "maxbench.repro.claims.commands",
     "maxbench.report.commands",
 )
 

@@ -72,6 +72,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def hardware_summary() -> dict[str, Any]:
+    """The CPU, its core count, memory, Python and torch of this machine (for timing files)."""
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": memory,
+        "python": sys.version.split()[0],
+        "torch": package_versions().get("torch"),
+    }
+
+
 def collect(device: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Everything about the software and hardware of this process."""
     return {

@@ -47,6 +47,26 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
         preset={"amortized": True},
         summary="S2AC(phi,theta,psi): amortised sampler at test time",
     ),
+    # The S2AC authors' multi-goal command (their README: --actor svgd_nonparam --svgd_steps 10
+    # --a_c 0.2 --a_a 0.2 --train_action_selection random --test_action_selection softmax) with
+    # STAC/main.py's defaults for everything else; the class defaults already are those defaults
+    # (3x256 ELU sampler, 2x256 ELU critics, batch 100, lr 1e-3, Polyak 0.995, updates from 1000,
+    # 50 every 50, m 10, eps 0.1, p0 std 0.5, 10 000 random steps). Test-time softmax selection
+    # is predict(deterministic=True); training acts with a random particle, as theirs.
+    "s2ac-authors-multigoal": AlgorithmEntry(
+        "maxbench.algos.s2ac:S2AC",
+        preset={
+            "init": "fixed",
+            "init_std": 0.5,
+            "svgd_steps": 10,
+            "energy_on": "pre_tanh",
+            "sampler_temperature": 1.0,
+            "ent_coef": 0.2,
+            "action_selection": "softmax",
+            "random_exploration_steps": 10_000,
+        },
+        summary="S2AC(phi) with the S2AC authors' multi-goal command (README: deviations)",
+    ),
     "bsac": AlgorithmEntry(
         "maxbench.algos.bsac:BSAC", summary="Bidirectional SAC (a documented reconstruction)"
     ),

@@ -100,9 +100,9 @@ class Document:
             f"<body>\n{body}</body>\n</html>\n"
         )
 
-    def write(self, folder: Path) -> tuple[Path, Path]:
-        """Write report.md and report.html into ``folder``."""
-        markdown_path, html_path = folder / "report.md", folder / "report.html"
+    def write(self, folder: Path, stem: str = "report") -> tuple[Path, Path]:
+        """Write ``<stem>.md`` and ``<stem>.html`` (report.md, report.html) into ``folder``."""
+        markdown_path, html_path = folder / f"{stem}.md", folder / f"{stem}.html"
         write_text_atomic(markdown_path, self.markdown())
         write_text_atomic(html_path, self.html(folder))
         return markdown_path, html_path

@@ -37,6 +37,7 @@ __all__ = [
     "LatencyShape",
     "LatencyTable",
     "default_latency_algorithms",
+    "latency_model",
     "latency_shapes",
     "measure_latencies",
     "measure_latency",
@@ -158,15 +159,12 @@ class LatencyResult:
     actor_params: int | None
 
 
-def measure_latency(name: str, shape: LatencyShape, calls: int, warmup: int) -> LatencyResult:
-    """Build ``name`` on a Box env of ``shape`` and time ``predict`` on one observation.
+def latency_model(name: str, shape: LatencyShape) -> Any:
+    """``name`` built for timing: its registry preset, ``seed=0``, CPU, on a Box env of ``shape``.
 
-    The model is built with its registry preset, ``seed=0`` and, for off-policy algorithms, a
-    1 000-transition replay buffer (the buffer is never used by ``predict``; the default 10^6
-    would allocate gigabytes for Ant's 105-dimensional observations).
+    Off-policy algorithms get a 1 000-transition replay buffer (``predict`` never uses it; the
+    default 10^6 would allocate gigabytes for Ant's 105-dimensional observations).
     """
-    import torch
-
     from maxbench.registry import constructor_arguments, resolve_algorithm
 
     cls, preset = resolve_algorithm(name)
@@ -176,7 +174,19 @@ def measure_latency(name: str, shape: LatencyShape, calls: int, warmup: int) -> 
         kwargs.setdefault("buffer_size", 1000)
     kwargs.setdefault("verbose", 0)
     kwargs.setdefault("device", "cpu")
-    model = cls("MlpPolicy", _box_env(shape.obs, shape.act), seed=0, **kwargs)
+    return cls("MlpPolicy", _box_env(shape.obs, shape.act), seed=0, **kwargs)
+
+
+def measure_latency(name: str, shape: LatencyShape, calls: int, warmup: int) -> LatencyResult:
+    """Build ``name`` on a Box env of ``shape`` and time ``predict`` on one observation.
+
+    The model is built with its registry preset, ``seed=0`` and, for off-policy algorithms, a
+    1 000-transition replay buffer (the buffer is never used by ``predict``; the default 10^6
+    would allocate gigabytes for Ant's 105-dimensional observations).
+    """
+    import torch
+
+    model = latency_model(name, shape)
     observation = np.random.default_rng(0).standard_normal(shape.obs).astype(np.float32)
     with torch.no_grad():
         for _ in range(warmup):

@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maxbench.errors import UserInputError
 from maxbench.results.layout import MODEL_ZIP
+
+if TYPE_CHECKING:
+    from maxbench.results.layout import CellFiles
 
 __all__ = [
     "OBSTACLE_VARIANT",
@@ -32,6 +35,7 @@ __all__ = [
     "evaluate_agents",
     "find_multigoal_runs",
     "goal_count_rows",
+    "multigoal_run_from_cell",
 ]
 
 #: Training env -> the same goals with the test-time obstacle (spec §1.7).
@@ -117,7 +121,7 @@ def find_multigoal_runs(
         UserInputError: if ``results`` does not exist, holds no ``run.json``, or none of its runs
             is a finished multi-goal run with a final ``model.zip`` that can be used.
     """
-    from maxbench.results.layout import FINISHED, read_cell
+    from maxbench.results.layout import read_cell
     from maxbench.results.loader import find_run_folders
 
     warn = warn or _warn
@@ -129,36 +133,15 @@ def find_multigoal_runs(
     runs, seen_envs, skipped = [], set(), 0
     for folder in find_run_folders(results):
         cell = read_cell(folder)
-        problem = cell.damage
-        if problem is not None:
-            warn(f"{_name(folder, results)} is damaged and skipped: {problem}")
-            skipped += 1
-            continue
-        spec = cell.spec or {}
-        env_id = spec.get("env_id")
+        env_id = (cell.spec or {}).get("env_id") if cell.damage is None else None
         if isinstance(env_id, str):
             seen_envs.add(env_id)
-        if env_id not in _MULTIGOAL_IDS or cell.status != FINISHED:
-            continue
-        if not (folder / MODEL_ZIP).exists():
-            warn(f"{_name(folder, results)} is finished but has no {MODEL_ZIP}; skipped")
+        outcome = _run_of_cell(cell)
+        if isinstance(outcome, MultigoalRun):
+            runs.append(outcome)
+        elif outcome.warning is not None:
+            warn(f"{_name(folder, results)} {outcome.warning}")
             skipped += 1
-            continue
-        target, refusal = registered_target(spec)
-        if target is None:
-            warn(f"{_name(folder, results)} {refusal}; skipped")
-            skipped += 1
-            continue
-        runs.append(
-            MultigoalRun(
-                folder=folder,
-                algo=str(spec.get("algo", folder.parent.parent.name)),
-                algo_target=target,
-                env_id=env_id,
-                seed=int(spec.get("seed", folder.name.removeprefix("seed_"))),
-                hyperparams=dict(spec.get("hyperparams") or {}),
-            )
-        )
     if not runs:
         found = ", ".join(sorted(e for e in seen_envs if e)) or "no run.json at all"
         also = f"; {skipped} cell(s) skipped (see the warnings)" if skipped else ""
@@ -167,6 +150,71 @@ def find_multigoal_runs(
             f"{MODEL_ZIP}) under '{results}'; found: {found}{also}"
         )
     return runs
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a cell is no multi-goal run: ``reason`` for one cell, ``warning`` for a folder scan.
+
+    ``warning`` is None for a cell that is simply something else (another env, unfinished):
+    :func:`find_multigoal_runs` passes over those in silence.
+    """
+
+    reason: str
+    warning: str | None
+
+
+def multigoal_run_from_cell(folder: Path) -> MultigoalRun | str:
+    """The finished multi-goal run of one cell folder, or one line saying why it is none.
+
+    The cell is read as :func:`find_multigoal_runs` reads each cell (the tolerant reader, the
+    registry check of :func:`registered_target`); the line names no folder, so that a caller can
+    write ``f"{folder} {reason}"``.
+    """
+    from maxbench.results.layout import read_cell
+
+    found = _run_of_cell(read_cell(Path(folder)))
+    return found if isinstance(found, MultigoalRun) else found.reason
+
+
+def _run_of_cell(cell: CellFiles) -> MultigoalRun | _Refusal:
+    """A read cell as a :class:`MultigoalRun`, or why it is none."""
+    from maxbench.results.layout import FINISHED
+
+    folder = cell.folder
+    if cell.damage is not None:
+        return _Refusal(f"is damaged: {cell.damage}", f"is damaged and skipped: {cell.damage}")
+    spec = cell.spec or {}
+    env_id = spec.get("env_id")
+    if env_id not in _MULTIGOAL_IDS:
+        return _Refusal(
+            f"was not trained on a multi-goal env (env {_quoted(env_id)}; expected one of "
+            f"{', '.join(_MULTIGOAL_IDS)})",
+            None,
+        )
+    if cell.status != FINISHED:
+        return _Refusal(f"is not finished (status {_quoted(cell.status)})", None)
+    if not (folder / MODEL_ZIP).exists():
+        return _Refusal(
+            f"is finished but has no {MODEL_ZIP}", f"is finished but has no {MODEL_ZIP}; skipped"
+        )
+    target, refusal = registered_target(spec)
+    if target is None:
+        return _Refusal(refusal, f"{refusal}; skipped")
+    seed = spec.get("seed", folder.name.removeprefix("seed_"))
+    try:
+        seed = int(seed)
+    except ValueError:  # no seed in the spec and a folder not named seed_<n>
+        why = f"names no seed (no spec seed, folder {_quoted(folder.name)})"
+        return _Refusal(why, f"{why}; skipped")
+    return MultigoalRun(
+        folder=folder,
+        algo=str(spec.get("algo", folder.parent.parent.name)),
+        algo_target=target,
+        env_id=env_id,
+        seed=seed,
+        hyperparams=dict(spec.get("hyperparams") or {}),
+    )
 
 
 def registered_target(spec: dict[str, Any]) -> tuple[str | None, str]:

@@ -15,20 +15,24 @@ import numpy as np
 
 from maxbench.repro.multigoal import AgentEpisodes
 
-__all__ = ["plot_multigoal"]
+__all__ = ["draw_arena", "plot_multigoal"]
 
 _BOUND = 7.0
 
 
-def _draw_arena(ax, group: AgentEpisodes) -> None:
+def draw_arena(ax, goals: np.ndarray, obstacle: np.ndarray | None) -> None:
+    """The arena of spec §1.7 without trajectories: level curves of ``-min_g |p - g|^2``, the
+    goals as red discs (labelled G1, G2, ...), the obstacle as a black bar, the start (0, 0) as a
+    cross, the square [-7, 7]^2 without ticks."""
     from matplotlib.patches import Circle
 
+    goals = np.asarray(goals, dtype=np.float64)
     grid = np.linspace(-_BOUND, _BOUND, 121)
     xx, yy = np.meshgrid(grid, grid)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    sq = ((points[:, None, :] - group.goals[None, :, :]) ** 2).sum(-1).min(axis=1)
+    sq = ((points[:, None, :] - goals[None, :, :]) ** 2).sum(-1).min(axis=1)
     ax.contour(xx, yy, -sq.reshape(xx.shape), levels=12, colors="0.75", linewidths=0.6)
-    for index, (x, y) in enumerate(group.goals):
+    for index, (x, y) in enumerate(goals):
         ax.add_patch(Circle((x, y), 0.5, color="tab:red", alpha=0.85, zorder=3))
         ax.annotate(
             f"G{index + 1}",
@@ -38,19 +42,24 @@ def _draw_arena(ax, group: AgentEpisodes) -> None:
             fontsize=8,
             color="tab:red",
         )
-    if group.obstacle is not None:
-        ax.plot(group.obstacle[:, 0], group.obstacle[:, 1], color="black", lw=4, zorder=4)
-    for episode in group.episodes:
-        path = episode.path
-        colour = "tab:blue" if episode.goal >= 0 else "tab:orange"
-        ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.9, alpha=0.7, zorder=2)
-        ax.plot(path[-1, 0], path[-1, 1], marker=".", color=colour, ms=4, zorder=2)
+    if obstacle is not None:
+        obstacle = np.asarray(obstacle, dtype=np.float64)
+        ax.plot(obstacle[:, 0], obstacle[:, 1], color="black", lw=4, zorder=4)
     ax.plot([0], [0], marker="x", color="black", ms=6, zorder=5)
     ax.set_xlim(-_BOUND, _BOUND)
     ax.set_ylim(-_BOUND, _BOUND)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _draw_arena(ax, group: AgentEpisodes) -> None:
+    draw_arena(ax, group.goals, group.obstacle)
+    for episode in group.episodes:
+        path = episode.path
+        colour = "tab:blue" if episode.goal >= 0 else "tab:orange"
+        ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.9, alpha=0.7, zorder=2)
+        ax.plot(path[-1, 0], path[-1, 1], marker=".", color=colour, ms=4, zorder=2)
 
 
 def _draw_histogram(ax, group: AgentEpisodes) -> None:

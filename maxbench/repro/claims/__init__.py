@@ -1,0 +1,1 @@
+"""The claims ledger: the papers' checkable claims, their experiments and decision rules."""
