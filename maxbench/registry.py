@@ -106,6 +106,10 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
         },
         summary="SQL with the S2AC authors' settings and soft value (differences: README)",
     ),
+    "sac-engine": AlgorithmEntry(
+        "maxbench.algos.engine_sac:EngineSAC",
+        summary="SB3's SAC mathematics on maxbench's engine (device replay, compile option)",
+    ),
     "sac-nf": AlgorithmEntry(
         "maxbench.algos.sacnf:SACNF", summary="SAC with a normalizing-flow policy"
     ),

@@ -30,6 +30,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common import utils as sb3_utils
 
 from maxbench.algos import BSAC, S2AC, SACNF, SQL, SoftGAC
+from maxbench.algos.engine_sac import EngineSAC
 from maxbench.registry import check_hyperparameters
 
 ENV_ID = "Pendulum-v1"
@@ -97,12 +98,25 @@ ALGORITHMS: dict[str, tuple[type, dict[str, Any]]] = {
         },
     ),
     "SACNF": (SACNF, {"policy_kwargs": {"net_arch": [16], "flow_hidden": [16], "n_flows": 1}}),
+    "EngineSAC": (EngineSAC, {"ent_coef": "auto_0.5", "policy_kwargs": {"net_arch": [16]}}),
+    "EngineSAC-compiled": (
+        EngineSAC,
+        {"compile": "aot_eager", "policy_kwargs": {"net_arch": [16], "n_critics": 3}},
+    ),
 }
 MAXBENCH = [name for name in ALGORITHMS if name != "SAC"]
-CLASSES = {"SAC": SAC, "BSAC": BSAC, "S2AC": S2AC, "SoftGAC": SoftGAC, "SQL": SQL, "SACNF": SACNF}
+CLASSES = {
+    "SAC": SAC,
+    "BSAC": BSAC,
+    "S2AC": S2AC,
+    "SoftGAC": SoftGAC,
+    "SQL": SQL,
+    "SACNF": SACNF,
+    "EngineSAC": EngineSAC,
+}
 #: Where ``policy.actor`` is the acting policy; elsewhere ``model.policy.predict`` is the
 #: reference and the class docstring says that the actor is not the acting policy.
-ACTOR_IS_POLICY = {"SAC", "BSAC", "SoftGAC", "SACNF"}
+ACTOR_IS_POLICY = {"SAC", "BSAC", "SoftGAC", "SACNF", "EngineSAC", "EngineSAC-compiled"}
 
 
 def _kwargs(name: str) -> dict[str, Any]:
@@ -238,7 +252,7 @@ def _positional(cls: type) -> list[str]:
     return [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
-@pytest.mark.parametrize("cls", [BSAC, S2AC, SoftGAC, SQL, SACNF])
+@pytest.mark.parametrize("cls", [BSAC, S2AC, SoftGAC, SQL, SACNF, EngineSAC])
 def test_positional_parameters_are_sacs_prefix(cls: type) -> None:
     """Positional arguments mean what they mean for SAC, up to SAC's first parameter ``cls``
     lacks; everything after is keyword-only, so a longer SAC call fails instead of misbinding."""
@@ -303,7 +317,7 @@ def test_a_sac_hyperparameter_set_is_accepted_as_it_is(name: str) -> None:
     assert model.num_timesteps == 24
 
 
-@pytest.mark.parametrize("cls", [S2AC, SoftGAC, SQL, SACNF])
+@pytest.mark.parametrize("cls", [S2AC, SoftGAC, SQL, SACNF, EngineSAC])
 def test_gsde_is_refused_clearly_where_the_actor_has_none(cls: type) -> None:
     with pytest.raises(ValueError, match=r"does not support gSDE \(use_sde=True\)"):
         cls("MlpPolicy", ENV_ID, use_sde=True)

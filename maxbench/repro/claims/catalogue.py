@@ -158,6 +158,10 @@ def _experiment(name: str, data: Any, folder: Path, where: str) -> Experiment:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise UserInputError(f"{here}: unknown key(s) {', '.join(unknown)}")
+    for key in ("seeds", "blocks", "calls"):
+        value = options.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserInputError(f"{here}: {key} must be a whole number of at least 1")
     return Experiment(name=name, kind=kind, what=what, suites=suites, options=options)
 
 
@@ -180,7 +184,8 @@ def _claim(data: Any, experiments: dict[str, Experiment], where: str) -> Claim:
     here = f"{where}: claim {claim_id!r}"
     if not _ID.match(claim_id):
         raise UserInputError(f"{here}: ids are lowercase letters, digits, '.' and '-'")
-    experiment = experiments.get(table["experiment"])
+    name = table["experiment"]
+    experiment = experiments.get(name) if isinstance(name, str) else None  # a list: no key
     if experiment is None:
         raise UserInputError(
             f"{here}: experiment {table['experiment']!r} is not one of {', '.join(experiments)}"

@@ -91,12 +91,14 @@ def run_experiment(
         return _throughput(experiment, root, say)
     from maxbench.suite.runner import run_suite
 
-    outcome = run_suite(suite, out=root, **runner)
-    ok = outcome.exit_code == 0
     episodes = experiment.options.get("test_episodes")
     recorded = 0
+    if episodes is not None:  # cells finished earlier first: an interrupted run loses nothing
+        recorded += record_episodes(suite_folder(root, suite), episodes, say)
+    outcome = run_suite(suite, out=root, **runner)
+    ok = outcome.exit_code == 0
     if episodes is not None:
-        recorded = record_episodes(suite_folder(root, suite), episodes, say)
+        recorded += record_episodes(suite_folder(root, suite), episodes, say)
     extra = f"; test episodes recorded for {recorded} new cell(s)" if recorded else ""
     return ExperimentOutcome(experiment.name, ok, f"suite exit status {outcome.exit_code}{extra}")
 

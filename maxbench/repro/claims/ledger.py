@@ -11,6 +11,7 @@ bytes: the committed ledger is checked by regenerating it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,14 +125,17 @@ def paper_cost(experiment: Experiment, root: Path, context: MeasureContext) -> P
     here = experiment.suite("workstation")
     if here is not None:
         for cell in context.suite_cells(suite_folder(root, here)):
-            if cell.steps_per_s:
+            if cell.steps_per_s is not None and _positive(cell.steps_per_s):
                 rates.setdefault(f"{cell.algo}/{cell.env_id}", []).append(cell.steps_per_s)
     loaded = load_suite(paper, check=False)
     measured = root / THROUGHPUT_FOLDER / f"{loaded.name}.json"
     if measured.is_file():
         try:
-            for key, value in read_json(measured)["steps_per_s"].items():
-                rates.setdefault(key, [float(value)])
+            found = {str(k): float(v) for k, v in read_json(measured)["steps_per_s"].items()}
+            if not all(_positive(value) for value in found.values()):
+                raise ValueError("a rate is not a positive number")  # would divide by it
+            for key, value in found.items():
+                rates.setdefault(key, [value])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             context.warnings.append(f"{measured}: damaged; left out")
     seconds, unknown = 0.0, set()
@@ -144,6 +148,11 @@ def paper_cost(experiment: Experiment, root: Path, context: MeasureContext) -> P
     if unknown:
         return PaperCost(None, f"unknown until throughput is measured ({len(unknown)} pairs)")
     return PaperCost(seconds / 3600, f"{loaded.name}: budgets at this machine's throughput")
+
+
+def _positive(rate: float) -> bool:
+    """Whether ``rate`` (env steps per second) can divide a budget: finite and above 0."""
+    return math.isfinite(rate) and rate > 0
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -163,6 +172,7 @@ def write_ledger(ledger: Ledger, catalogue: Catalogue, out: Path) -> tuple[Path,
 
     make_dirs_durably(out / "figures")
     figures = _draw_figures(ledger, catalogue, out / "figures")
+    _remove_stale_figures(out / "figures", catalogue, set(figures.values()))
     doc = Document(title=f"Claims ledger ({ledger.scale} scale)")
     doc.paragraph(_preamble(ledger))
     counts = {v: sum(r.verdict is v for r in ledger.results) for v in Verdict}
@@ -303,6 +313,16 @@ def _hours(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.1f}"
+
+
+def _remove_stale_figures(folder: Path, catalogue: Catalogue, drawn: set[Path]) -> None:
+    """Remove the ledger's own figures that this report did not draw (their data went away)."""
+    from maxbench.repro.claims.catalogue import FIGURES
+
+    ours = {f"{e}-{f}.png" for e in catalogue.experiments for f in FIGURES}
+    for path in folder.glob("*.png"):
+        if path.name in ours and path not in drawn:
+            path.unlink()
 
 
 def _draw_figures(ledger: Ledger, catalogue: Catalogue, folder: Path) -> dict[str, Path]:

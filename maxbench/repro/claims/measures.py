@@ -178,16 +178,22 @@ def entropy_rank(context: MeasureContext, _suite: Path | None, spec: dict) -> Es
 
 def _episode_groups(
     context: MeasureContext, suite: Path | None, spec: dict, quantity: Callable[[Any], float]
-) -> dict[float, list[float]] | Missing:
-    """Per agent key (e.g. alpha), ``quantity`` of each seed's test episodes on ``env``."""
+) -> dict[float, list[float]] | Missing | Estimate:
+    """Per agent key (e.g. alpha), ``quantity`` of each seed's test episodes on ``env``.
+
+    An agent without any tested run makes the measure :class:`Missing` (not run yet); an agent
+    whose runs were tested but give no finite value (no episode reached a goal, for a share
+    among goal-reaching episodes) makes it a non-finite :class:`Estimate` (inconclusive).
+    """
     from maxbench.repro.claims.test_episodes import read_test_episodes
 
     if suite is None:
         return Missing("not run at this scale")
     cells = context.suite_cells(suite)
     groups: dict[float, list[float]] = {}
+    untested, undefined = [], []
     for agent, key in spec["agents"].items():
-        values = []
+        values, tested = [], 0
         for cell in cells:
             if cell.algo != agent:
                 continue
@@ -200,19 +206,28 @@ def _episode_groups(
             if group is None:
                 context.warnings.append(f"{cell.folder}: no test episodes on {spec['env']}")
                 continue
+            tested += 1
             value = quantity(group)
             if math.isfinite(value):
                 values.append(value)
         groups[float(key)] = values
-    if not any(groups.values()):
-        return Missing(f"no test episodes of {', '.join(spec['agents'])} yet")
+        if not tested:
+            untested.append(agent)
+        elif not values:
+            undefined.append(agent)
+    if untested:
+        return Missing(f"no tested runs of {', '.join(untested)} yet")
+    if undefined:
+        nan = float("nan")
+        n = min(len(v) for v in groups.values())
+        return Estimate(nan, nan, nan, n, f"undefined for {', '.join(undefined)}")
     return groups
 
 
 def goal_coverage(context: MeasureContext, suite: Path | None, spec: dict) -> Estimate | Missing:
     """Distinct goals reached per seed; the worst (or best) agent's mean, bootstrapped."""
     groups = _episode_groups(context, suite, spec, lambda g: float(g.distinct_goals))
-    if isinstance(groups, Missing):
+    if isinstance(groups, (Missing, Estimate)):
         return groups
     if spec.get("statistic", "worst") == "worst":
         return st.stratified_bootstrap(groups, st.min_group_mean)
@@ -235,7 +250,7 @@ def alpha_trend(context: MeasureContext, suite: Path | None, spec: dict) -> Esti
     """Spearman(alpha, per-seed quantity), seeded stratified bootstrap over seeds per alpha."""
     quantity = _left_share if spec["quantity"] == "left_share" else (lambda g: g.success_rate)
     groups = _episode_groups(context, suite, spec, quantity)
-    if isinstance(groups, Missing):
+    if isinstance(groups, (Missing, Estimate)):
         return groups
     return st.stratified_bootstrap(groups, st.spearman)
 
@@ -295,7 +310,7 @@ MEASURES: dict[str, tuple[Measure, set[str]]] = {
 def check_measure(spec: dict[str, Any]) -> None:
     """Raise ValueError when ``spec`` is not a known measure with exactly its keys."""
     kind = spec.get("kind")
-    if kind not in MEASURES:
+    if not isinstance(kind, str) or kind not in MEASURES:  # a list would not hash
         raise ValueError(f"measure kind {kind!r} is not one of {', '.join(MEASURES)}")
     expected = MEASURES[kind][1]
     given = set(spec) - {"kind"}
@@ -321,6 +336,8 @@ def check_measure(spec: dict[str, Any]) -> None:
         for value in agents.values():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"agents: {value!r} is not a number")
+        if len({float(value) for value in agents.values()}) != len(agents):
+            raise ValueError("agents: two algorithms share an entropy weight (one group each)")
     if spec.get("error", "relative") not in ("relative", "absolute"):
         raise ValueError("error must be relative or absolute")
     if spec.get("statistic", "worst") not in ("worst", "best"):

@@ -116,7 +116,8 @@ def judge(rule: Rule, estimate: Estimate | Missing, min_runs: int) -> Judgement:
     if isinstance(estimate, Missing):
         return Judgement(Verdict.not_run, estimate.reason)
     if not all(math.isfinite(x) for x in (estimate.value, estimate.low, estimate.high)):
-        return Judgement(Verdict.inconclusive, "the statistic is not finite")
+        why = f" ({estimate.detail})" if estimate.detail else ""
+        return Judgement(Verdict.inconclusive, f"the statistic is not defined{why}")
     if estimate.n < min_runs:
         return Judgement(
             Verdict.inconclusive, f"{estimate.n} runs, fewer than the rule's minimum {min_runs}"

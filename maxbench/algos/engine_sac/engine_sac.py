@@ -1,0 +1,248 @@
+"""SAC on maxbench's engine: SB3's SAC mathematics, one fused and optionally compiled step.
+
+The reference for every ratio stays SB3's own ``sac``; this class (registered ``sac-engine``)
+computes exactly what :meth:`stable_baselines3.SAC.train` computes, in SB3's order (Haarnoja et
+al. 2018, Alg. 1 with the automatic temperature of their §5): the temperature loss and step, the
+soft target ``r + γ (1 − d) (min Q̄(s', a') − α log π(a'|s'))``, the critic step on
+``½ Σ_k MSE(Q_k(s, a), target)``, the actor step on ``E[α log π(ã|s) − min_k Q_k(s, ã)]``, and the
+Polyak target update every ``target_update_interval`` steps. What changes is the engineering
+(issue 14): the replay buffer lives on the algorithm's device
+(:class:`~maxbench.engine.replay.TensorReplayBuffer`), the optimisers use their multi-tensor
+kernels, the target update is one ``_foreach_lerp_``, logged values stay on the device until
+logging time, and with ``compile=True`` the whole gradient step is one ``torch.compile``'d
+function (CUDA graphs on a GPU).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch as th
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import polyak_update
+
+from maxbench.algos.sb3_compat import SACVariant, reject_gsde
+from maxbench.engine.compiled import DeviceMeans, compile_step, polyak_, tune_optimizer
+from maxbench.engine.replay import TensorReplayBuffer
+
+__all__ = ["EngineSAC"]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class EngineSAC(SACVariant):
+    """SB3's SAC (same arguments, same defaults) on the engine; ``compile`` fuses its step.
+
+    Args:
+        compile: compile the gradient step with ``torch.compile`` (keyword-only; off: the same
+            step run eagerly; a string: that ``torch.compile`` backend, e.g. ``"aot_eager"``).
+            A model saved compiled loads eager and the reverse: ``compile`` is an attribute,
+            the compiled function is rebuilt on demand.
+        (all others): :class:`stable_baselines3.SAC`'s. ``replay_buffer_class`` defaults to
+            :class:`~maxbench.engine.replay.TensorReplayBuffer`.
+    """
+
+    def __init__(
+        self,
+        policy: str | type[Any],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+        *,
+        compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
+    ) -> None:
+        reject_gsde("EngineSAC", use_sde)
+        if not isinstance(compile, (bool, str)):
+            raise ValueError(f"compile must be true, false or a torch.compile backend: {compile!r}")
+        self.compile = compile
+        self._step: Any = None
+        self._gamma_cache: th.Tensor | None = None
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class,
+            replay_buffer_kwargs,
+            optimize_memory_usage,
+            n_steps,
+            ent_coef,
+            target_update_interval,
+            target_entropy,
+            use_sde,
+            sde_sample_freq,
+            use_sde_at_warmup,
+            stats_window_size,
+            tensorboard_log,
+            policy_kwargs,
+            verbose,
+            seed,
+            device,
+            _init_setup_model,
+        )
+
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Box):
+            self.replay_buffer_class = TensorReplayBuffer
+        super()._setup_model()
+        self._tune_optimizers()
+
+    def _tune_optimizers(self) -> None:
+        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer):
+            if optimizer is not None:
+                tune_optimizer(optimizer, self.device)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_step", "_gamma_cache"]
+
+    def _squashed_sample(self, observations: th.Tensor, noise: th.Tensor) -> tuple[Any, Any]:
+        """SB3's ``actor.action_log_prob`` with the standard-normal ``noise`` given.
+
+        a = tanh(μ + σ ε), log π(a|s) = Σ_i log N(μ_i + σ_i ε_i; μ_i, σ_i) − Σ_i log(1 − a_i² + ε₀)
+        (SB3's SquashedDiagGaussianDistribution, ε₀ = its epsilon).
+        """
+        mean, log_std, _ = self.actor.get_action_dist_params(observations)
+        std = th.ones_like(mean) * log_std.exp()
+        gaussian = mean + noise * std
+        actions = th.tanh(gaussian)
+        log_normal = -((gaussian - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+        correction = th.log(1 - actions**2 + self.actor.action_dist.epsilon)
+        return actions, (log_normal.sum(dim=1) - correction.sum(dim=1)).reshape(-1, 1)
+
+    def _gradient_step(
+        self,
+        observations: th.Tensor,
+        actions: th.Tensor,
+        next_observations: th.Tensor,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor,
+    ) -> th.Tensor:
+        """One SAC gradient step; returns [α, α loss, critic loss, actor loss].
+
+        The same quantities as SB3's ``SAC.train`` step, in an order that lets each backward
+        pass run over a graph of its own (a compiled segment's backward runs once): the noise
+        of the policy's two samples is drawn first, in SB3's order (ã at s, then a' at s'); the
+        critic is stepped; then ã and log π(ã|s) — which depend on the actor only, unchanged by
+        the critic step — give the temperature's gradient, d/dlog α of −log α (log π + H̄)
+        = −mean(log π + H̄) (SB3's loss, differentiated by hand), and the actor loss with the
+        stepped critic, as in SB3.
+        """
+        shape = (observations.shape[0], self.actor.action_dist.action_dim)
+        noise_pi = th.empty(shape, device=observations.device).normal_()
+        noise_next = th.empty(shape, device=observations.device).normal_()
+        if self.log_ent_coef is not None:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+        else:
+            ent_coef = self.ent_coef_tensor
+        with th.no_grad():
+            next_actions, next_log_prob = self._squashed_sample(next_observations, noise_next)
+            next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
+            next_q, _ = th.min(next_q, dim=1, keepdim=True)
+            target_q = rewards + (1 - dones) * discounts * (next_q - ent_coef * next_log_prob)
+        current_q = self.critic(observations, actions)
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        actions_pi, log_prob = self._squashed_sample(observations, noise_pi)
+        ent_coef_loss = th.zeros((), device=observations.device)
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            shifted = (log_prob + self.target_entropy).detach()
+            ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
+            self.ent_coef_optimizer.zero_grad()
+            self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
+            self.ent_coef_optimizer.step()
+        q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        return th.stack(
+            [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
+        )
+
+    def _step_function(self) -> Any:
+        if self._step is None:
+            self._step = compile_step(self._gradient_step, self.compile, self.device)
+        return self._step
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """SB3's SAC ``train``, each step the fused :meth:`_gradient_step`; logs read once."""
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        step = self._step_function()
+        means = DeviceMeans()
+        critic_params = list(self.critic.parameters())
+        target_params = list(self.critic_target.parameters())
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            discounts = data.discounts if data.discounts is not None else self._gamma_tensor()
+            logged = step(
+                data.observations,
+                data.actions,
+                data.next_observations,
+                data.rewards,
+                data.dones,
+                discounts,
+            )
+            means.add("train/ent_coef", logged[0])
+            if self.ent_coef_optimizer is not None:
+                means.add("train/ent_coef_loss", logged[1])
+            means.add("train/critic_loss", logged[2])
+            means.add("train/actor_loss", logged[3])
+            if gradient_step % self.target_update_interval == 0:
+                polyak_(critic_params, target_params, self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for name, value in means.read().items():
+            self.logger.record(name, value)
+
+    def _gamma_tensor(self) -> th.Tensor:
+        """γ as a device tensor (a Python float would be a constant the compiled step bakes in)."""
+        cached = self._gamma_cache
+        if cached is None or cached.device != self.device:
+            cached = th.tensor(self.gamma, device=self.device, dtype=th.float32)
+            self._gamma_cache = cached
+        return cached
