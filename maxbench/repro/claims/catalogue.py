@@ -162,7 +162,44 @@ def _experiment(name: str, data: Any, folder: Path, where: str) -> Experiment:
         value = options.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserInputError(f"{here}: {key} must be a whole number of at least 1")
+    if "test_episodes" in options:
+        _check_test_episodes(options["test_episodes"], f"{here}: test_episodes")
+    if "grid" in options:
+        _check_grid(options["grid"], f"{here}: grid")
+    if kind == "latency":
+        algorithms = options.get("algorithms", ["sac"])
+        if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+            raise UserInputError(f"{here}: algorithms must be a list of registered names")
     return Experiment(name=name, kind=kind, what=what, suites=suites, options=options)
+
+
+def _check_test_episodes(data: Any, here: str) -> None:
+    """``{episodes: n, softmax_agents: [glob, ...]}``."""
+    table = _mapping(data, here, {"episodes", "softmax_agents"})
+    episodes = table.get("episodes", 20)
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise UserInputError(f"{here}: episodes must be a whole number of at least 1")
+    agents = table.get("softmax_agents", [])
+    if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+        raise UserInputError(f"{here}: softmax_agents must be a list of algorithm-key globs")
+
+
+def _check_grid(data: Any, here: str) -> None:
+    """``{agent: "{row}-{column}", rows: {label: key}, columns: {label: key}}``."""
+    table = _mapping(
+        data, here, {"agent", "rows", "columns"}, required={"agent", "rows", "columns"}
+    )
+    pattern = table["agent"]
+    if not isinstance(pattern, str) or "{row}" not in pattern or "{column}" not in pattern:
+        raise UserInputError(f"{here}: agent must be a text holding {{row}} and {{column}}")
+    try:
+        pattern.format(row="r", column="c")
+    except (KeyError, IndexError, ValueError):
+        raise UserInputError(f"{here}: agent may hold only {{row}} and {{column}}") from None
+    for key in ("rows", "columns"):
+        labels = _mapping(table[key], f"{here}: {key}")
+        if not labels or not all(isinstance(v, (str, int, float)) for v in labels.values()):
+            raise UserInputError(f"{here}: {key} maps each label to an algorithm-key part")
 
 
 _CLAIM_KEYS = {"id", "paper", "where", "claim", "experiment", "tests", "min_runs", "scale"}

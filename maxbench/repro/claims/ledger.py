@@ -267,7 +267,13 @@ _CAPTIONS = {
 def _preamble(ledger: Ledger) -> str:
     """How this ledger was made: commands, hardware and compute (from the folder's files)."""
     cells = _all_cells(ledger.root)
-    cpus = sorted({f"{c['cpu']} ({c['cpu_count']} cores)" for c in cells if c.get("cpu")})
+    cpus = sorted(
+        {
+            f"{c['cpu']} ({c['cpu_count']} cores)" if c.get("cpu_count") else str(c["cpu"])
+            for c in cells
+            if c.get("cpu")
+        }
+    )
     hours = sum(c["wall_time_s"] for c in cells) / 3600
     hardware = ", ".join(cpus) if cpus else "no cell has finished yet"
     return (

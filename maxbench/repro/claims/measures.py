@@ -109,6 +109,7 @@ def _read_suite(suite_folder: Path, warnings: list[str]) -> list[CellRecord]:
                 steps_per_s=timings.get("env_steps_per_s"),
             )
         )
+    records.sort(key=lambda r: (r.algo, r.env_id, r.seed))  # seed_2 before seed_10
     return records
 
 

@@ -165,5 +165,7 @@ def _g(value: float, digits: int = 3) -> str:
     """A number with ``digits`` significant digits, without an exponent for ordinary sizes."""
     if not math.isfinite(value):
         return str(value)
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
     text = f"{value:.{digits}g}"
     return "0" if text == "-0" else text
