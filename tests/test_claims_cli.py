@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_checks import bad_input_message
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
@@ -39,21 +40,6 @@ def _console_width_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def invoke(*args: str | Path) -> Result:
     return CliRunner(env=WIDE).invoke(app, ["claims", *(str(arg) for arg in args)])
-
-
-def bad_input_message(result: Result) -> str:
-    """Exit 2, no traceback, one line of error text on stderr; returns that line."""
-    output = result.output
-    assert result.exit_code == 2, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line of error text, got:\n{output}"
-    assert result.stdout.strip() == "", "the error belongs on stderr"
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 def real_claims() -> list[dict[str, Any]]:

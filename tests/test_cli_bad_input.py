@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_checks import bad_input_message
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
@@ -70,22 +71,6 @@ def line_number(text: str, needle: str) -> int:
 
 def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
     return CliRunner(env=env or WIDE).invoke(app, [str(arg) for arg in args])
-
-
-def bad_input_message(result: Result) -> str:
-    """Check the bad-input contract and return the single line of error text."""
-    output = result.output  # stdout and stderr together
-    assert result.exit_code == 2, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line of error text, got:\n{output}"
-    assert result.stdout.strip() == "", "the error belongs on stderr"
-    message = lines[0]
-    assert message.startswith("error:"), message
-    return message
 
 
 def check_both_commands(tmp_path: Path, suite: Path) -> list[str]:
