@@ -186,7 +186,7 @@ def _episode_groups(
     whose runs were tested but give no finite value (no episode reached a goal, for a share
     among goal-reaching episodes) makes it a non-finite :class:`Estimate` (inconclusive).
     """
-    from maxbench.repro.claims.test_episodes import read_test_episodes
+    from maxbench.repro.claims.test_episodes import EPISODES_FILE, read_test_episodes
 
     if suite is None:
         return Missing("not run at this scale")
@@ -198,6 +198,8 @@ def _episode_groups(
         for cell in cells:
             if cell.algo != agent:
                 continue
+            if not (cell.folder / EPISODES_FILE).exists():
+                continue  # finished, its test episodes not recorded yet: not tested
             try:
                 episodes = read_test_episodes(cell.folder)
             except ValueError as err:
