@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from maxbench.repro.claims.catalogue import Catalogue, Claim, Experiment
+from maxbench.repro.claims.catalogue import Claim, Experiment
 from maxbench.repro.claims.measures import ENTROPY_FILE, LATENCY_FILE
 from maxbench.results.atomic import read_json, write_json_atomic
 
@@ -261,8 +261,3 @@ def _machine() -> dict[str, Any]:
     from maxbench.provenance import hardware_summary
 
     return {"machine": hardware_summary()}
-
-
-def all_experiments(catalogue: Catalogue) -> list[Experiment]:
-    """Every experiment of the catalogue that some claim uses."""
-    return experiments_of(catalogue.claims)

@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from maxbench.repro.claims.catalogue import Catalogue, Claim, ClaimTest, Experiment
-from maxbench.repro.claims.measures import (
-    ENTROPY_FILE,
-    LATENCY_FILE,
-    MeasureContext,
-    measure,
-)
+from maxbench.repro.claims.measures import MeasureContext, measure
 from maxbench.repro.claims.rules import Estimate, Judgement, Missing, Verdict, combine, judge
 
 __all__ = [
     "ClaimResult",
+    "Ledger",
     "PaperCost",
     "TestResult",
     "judge_catalogue",
@@ -266,6 +262,8 @@ _CAPTIONS = {
 
 def _preamble(ledger: Ledger) -> str:
     """How this ledger was made: commands, hardware and compute (from the folder's files)."""
+    from maxbench.report.markdown import escape_text
+
     cells = _all_cells(ledger.root)
     cpus = sorted(
         {
@@ -281,16 +279,10 @@ def _preamble(ledger: Ledger) -> str:
         "judged by the rule written in `suites/claims/claims.yaml` before the runs. Made with "
         "`maxbench claims run` and `maxbench claims report` (regenerating it from these files "
         "gives the same bytes). "
-        f"Hardware of the runs: {escape_md(hardware)}; one torch thread per run. "
+        f"Hardware of the runs: {escape_text(hardware)}; one torch thread per run. "
         f"Training compute so far: {_hours(hours)} CPU-hours over {len(cells)} finished runs "
         "(the sum of their wall-clock times). Intervals are 95%, 2000 bootstrap resamples, seed 0."
     )
-
-
-def escape_md(text: str) -> str:
-    from maxbench.report.markdown import escape_text
-
-    return escape_text(text)
 
 
 def _all_cells(root: Path) -> list[dict[str, Any]]:
@@ -347,6 +339,3 @@ def _draw_figures(ledger: Ledger, catalogue: Catalogue, folder: Path) -> dict[st
         if path is not None:
             drawn[key] = path
     return drawn
-
-
-__all__ += ["ENTROPY_FILE", "LATENCY_FILE", "Ledger"]
