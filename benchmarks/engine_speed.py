@@ -1,9 +1,10 @@
 """The engine's speed against SB3's SAC, measured in one process (issue 14).
 
-Variants (each at SAC's default hyperparameters on HalfCheetah-v5, learning from a short
-warm-up on): SB3's SAC (eager, the reference of every ratio), the engine's SAC eager
-(``sac-engine``: device replay, multi-tensor optimisers and target update, device-side logs) and
-compiled (``compile=True``). Training time per env step is timed in interleaved blocks (SAC,
+Variants (each at its defaults on HalfCheetah-v5, learning from a short warm-up on): SB3's SAC
+(eager, the reference of every ratio), then each maxbench algorithm eager and with
+``compile=True``: the engine's SAC (``sac-engine``: device replay, multi-tensor optimisers and
+target update, device-side logs), S2AC(φ,θ), SoftGAC, BSAC, SQL and SAC-NF (``--only`` picks
+some; ``--list`` names them). Training time per env step is timed in interleaved blocks (SAC,
 engine, compiled, SAC, ...; see ``s2ac_speed.py``), by the thread's CPU time and the wall clock;
 the time to compile is measured apart (the first block after the model is built, less a steady
 block) and never enters the steady-state figure. The matrix products and activations of one
@@ -15,7 +16,8 @@ CPU time does not see the GPU's work).
 
 Usage::
 
-    .venv/bin/python benchmarks/engine_speed.py                  # about 10 min on 2 cores
+    .venv/bin/python benchmarks/engine_speed.py                  # about an hour on 2 cores
+    .venv/bin/python benchmarks/engine_speed.py --only "engine SAC" S2AC    # some of them
     .venv/bin/python benchmarks/engine_speed.py --quick          # a smoke run
     .venv/bin/python benchmarks/engine_speed.py --device cuda --json out.json
 """
@@ -50,21 +52,50 @@ from s2ac_speed import (  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
 from stable_baselines3.common.logger import Logger  # noqa: E402
 
+from maxbench.algos.bsac import BSAC  # noqa: E402
 from maxbench.algos.engine_sac import EngineSAC  # noqa: E402
+from maxbench.algos.s2ac import S2AC  # noqa: E402
+from maxbench.algos.sacnf import SACNF  # noqa: E402
+from maxbench.algos.softgac import SoftGAC  # noqa: E402
+from maxbench.algos.sql import SQL  # noqa: E402
 
-#: name -> (class, constructor overrides); "SAC" is the reference of every ratio.
-VARIANTS: dict[str, tuple[type, dict[str, Any]]] = {
-    "SAC": (SAC, {}),
-    "engine SAC": (EngineSAC, {}),
-    "engine SAC compiled": (EngineSAC, {"compile": True}),
+#: The maxbench algorithms, each timed eager and with ``compile=True`` (its defaults otherwise).
+ALGORITHMS: dict[str, type] = {
+    "engine SAC": EngineSAC,
+    "S2AC(phi,theta)": S2AC,
+    "SoftGAC": SoftGAC,
+    "BSAC": BSAC,
+    "SQL": SQL,
+    "SAC-NF": SACNF,
 }
+
+#: name -> (class, constructor overrides); "SAC" (SB3's, eager) is the reference of every ratio.
+VARIANTS: dict[str, tuple[type, dict[str, Any]]] = {"SAC": (SAC, {})}
+for _name, _cls in ALGORITHMS.items():
+    VARIANTS[_name] = (_cls, {})
+    VARIANTS[f"{_name} compiled"] = (_cls, {"compile": True})
 
 
 def _make(name: str, env: Any, warmup: int, device: str) -> Any:
     cls, overrides = VARIANTS[name]
-    model = cls("MlpPolicy", env, seed=0, device=device, learning_starts=warmup, **overrides)
+    kwargs = {"seed": 0, "device": device, "learning_starts": warmup, **overrides}
+    if cls is S2AC:  # act with SVGD after the warm-up too (not the authors' 10k random steps)
+        kwargs["random_exploration_steps"] = warmup
+    model = cls("MlpPolicy", env, **kwargs)
     model.set_logger(Logger(folder=None, output_formats=[]))
     return model
+
+
+def select(names: list[str] | None) -> None:
+    """Keep SAC and the variants whose names start with one of ``names`` (all when None)."""
+    if not names:
+        return
+    unknown = [n for n in names if not any(v.startswith(n) for v in VARIANTS)]
+    if unknown:
+        raise SystemExit(f"--only: no variant starts with {', '.join(unknown)}; see --list")
+    for name in list(VARIANTS):
+        if name != "SAC" and not any(name.startswith(n) for n in names):
+            del VARIANTS[name]
 
 
 def _sync(device: str) -> None:
@@ -101,8 +132,10 @@ def train_benchmark(
         steady = out[name]["wall"]["median_s"] * block
         out[name]["first_block_s"] = first[name]
         out[name]["compile_s"] = max(0.0, first[name] - steady)
-    if not device.startswith("cuda"):
-        out["SAC"]["floor_cpu_s"] = kernel_time_per_step(models["SAC"], block)
+    if not device.startswith("cuda"):  # each eager variant's kernels: the floor of its step
+        for name, model in models.items():
+            if "compile" not in VARIANTS[name][1]:
+                out[name]["floor_cpu_s"] = kernel_time_per_step(model, block)
     return out
 
 
@@ -135,7 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predict-calls", type=int, default=300)
     parser.add_argument("--predict-rounds", type=int, default=7)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="time SAC and only the variants whose names start with these (e.g. 'engine SAC')",
+    )
+    parser.add_argument("--list", action="store_true", help="list the variants and stop")
     args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(VARIANTS))
+        return 0
+    select(args.only)
     if args.quick:
         args.train_block, args.train_rounds, args.warmup = 50, 2, 100
         args.predict_calls, args.predict_rounds = 20, 2
@@ -166,13 +210,17 @@ def main(argv: list[str] | None = None) -> int:
             f"(first block less a steady one) {train[name]['compile_s']:.1f} s"
         )
     if "floor_cpu_s" in train["SAC"]:
-        floor = train["SAC"]["floor_cpu_s"]
         sac_cpu = train["SAC"]["cpu"]["median_s"]
-        both = floor["matmul"] + floor["activation"]
-        print(
-            f"  SAC's matrix products and activations (a floor): {both * 1e3:.1f} ms/step = "
-            f"{both / sac_cpu:.2f}x SAC's step, i.e. at most {sac_cpu / both:.2f}x faster"
-        )
+        print("  matrix products and activations of each eager step (the floor of compiling it):")
+        for name in VARIANTS:
+            if "floor_cpu_s" not in train[name]:
+                continue
+            floor = train[name]["floor_cpu_s"]
+            both = floor["matmul"] + floor["activation"]
+            print(
+                f"    {name}: {both * 1e3:.1f} ms/step = {both / sac_cpu:.2f}x SAC's step "
+                f"({train[name]['cpu']['median_s'] / both:.2f}x above its own floor)"
+            )
     found = predict_benchmark(
         "HalfCheetah-v5", args.predict_calls, args.predict_rounds, args.device
     )

@@ -34,20 +34,47 @@ def compile_step(
     ``True`` is inductor (CUDA graphs on CUDA); a string names another ``torch.compile``
     backend, e.g. ``"aot_eager"`` (traced and run through AOTAutograd, no code generation:
     what the tests use to check the API quickly, and a debugging aid).
+
+    Shapes are static (``dynamic=False``): a function sees few batch shapes (the training
+    batch, one state when acting, the number of envs), each compiled once, into code that
+    knows its sizes (and, on CUDA, can be captured as a graph).
     """
     if compile is False:
         return function
+    _allow_one_compilation_per_model()
     if isinstance(compile, str):
-        return torch.compile(function, backend=compile)
+        return torch.compile(function, backend=compile, dynamic=False)
     if torch.device(device).type == "cuda":
-        return torch.compile(function, mode="reduce-overhead")
-    return torch.compile(function)
+        return torch.compile(function, mode="reduce-overhead", dynamic=False)
+    return torch.compile(function, dynamic=False)
+
+
+#: Compilations of one function (one per model and shape) before dynamo silently runs it eagerly.
+RECOMPILE_LIMIT = 4096
+
+
+def _allow_one_compilation_per_model() -> None:
+    """Raise dynamo's recompile limits (8 and 256 by default) to :data:`RECOMPILE_LIMIT`.
+
+    Each model's compiled step is a separate compilation of the same code (its guards name the
+    model's own modules), and a deallocated model's entries still count towards the limit: a
+    worker that runs its ninth cell, or a benchmark that builds its ninth model, would otherwise
+    train eagerly without a word.
+    """
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, RECOMPILE_LIMIT)
 
 
 def tune_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Use the optimiser's multi-tensor kernels (and ``capturable`` on CUDA), same mathematics."""
+    """Use the optimiser's multi-tensor kernels (and ``capturable`` on CUDA), same mathematics.
+
+    A fused optimiser is switched to the multi-tensor kernel (``torch.compile`` traces that one).
+    """
     cuda = torch.device(device).type == "cuda"
     for group in optimizer.param_groups:
+        if group.get("fused"):  # the multi-tensor kernel instead: the same update
+            group["fused"] = False
         if "foreach" in group:
             group["foreach"] = True
         if cuda and "capturable" in group:
@@ -72,6 +99,11 @@ def polyak_(params: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], tau
         torch._foreach_lerp_(destinations, sources, tau)
 
 
+def _accumulation_dtype(value: torch.Tensor) -> torch.dtype:
+    """float64 where the device has it (every device but MPS), else ``value``'s own dtype."""
+    return value.dtype if value.device.type == "mps" else torch.float64
+
+
 class DeviceMeans:
     """Sums of logged scalars kept on the device; :meth:`read` returns their means (one sync)."""
 
@@ -80,8 +112,10 @@ class DeviceMeans:
         self._counts: dict[str, int] = {}
 
     def add(self, name: str, value: torch.Tensor) -> None:
-        """Add a scalar tensor (detached) to ``name``'s sum."""
+        """Add a scalar tensor (detached) to ``name``'s sum (kept in float64, as SB3's logs
+        average Python floats; on Apple's MPS, which has no float64, in float32)."""
         value = value.detach().reshape(())
+        value = value.to(_accumulation_dtype(value))
         if name in self._sums:
             self._sums[name] = self._sums[name] + value
         else:

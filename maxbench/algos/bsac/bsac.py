@@ -2,10 +2,15 @@
 
 Paper: "Bidirectional Soft Actor-Critic: Leveraging Forward and Reverse KL Divergence for
 Efficient Reinforcement Learning", arXiv 2506.01639. Specification: ``algorithms.md`` §2.
+
+The whole gradient step (forward step, SAC's step, VDN-a regression) is one function of the
+batch, :meth:`BSAC._gradient_step`, run as it is (``compile=False``) or ``torch.compile``'d
+(``compile=True``, maxbench issue 14; :class:`~maxbench.engine.options.Compilable`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,7 +18,7 @@ import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, Schedule
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
 from stable_baselines3.sac.policies import LOG_STD_MIN
 from torch.nn import functional as F
@@ -29,11 +34,13 @@ from maxbench.algos.bsac.projection import (
 )
 from maxbench.algos.bsac.vdn import ValueDecompositionNetwork, VDNHeads
 from maxbench.algos.sb3_compat import SACVariant
+from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.options import Compilable
 
 __all__ = ["BSAC"]
 
 
-class BSAC(SACVariant):
+class BSAC(Compilable, SACVariant):
     """Bidirectional Soft Actor-Critic (arXiv 2506.01639) — a reconstruction, not the authors' code.
 
     **No public code of this method exists**, and the paper's formulas did not survive extraction;
@@ -125,6 +132,13 @@ class BSAC(SACVariant):
     :param grid_edge: distance of the outermost grid node from ±1
     :param forward_lr_factor: the forward step's learning rate, as a multiple of the learning rate
         (schedule) of SAC's networks
+    :param compile: compile the gradient step with ``torch.compile`` (keyword-only; off: the
+        same step run eagerly, today's numbers; ``True``: inductor, CUDA graphs on a GPU; a
+        string: that ``torch.compile`` backend, e.g. ``"aot_eager"``). On, the replay buffer
+        defaults to the device-resident :class:`~maxbench.engine.replay.TensorReplayBuffer`
+        (Box observations, ``n_steps=1``) and the optimisers to their multi-tensor kernels. A
+        model saved compiled loads eager and the reverse (``BSAC.load(path, compile=...)``):
+        ``compile`` is an attribute, the compiled function is rebuilt on demand.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -173,7 +187,10 @@ class BSAC(SACVariant):
         grid_size: int = DEFAULT_GRID_SIZE,
         grid_edge: float = DEFAULT_EDGE,
         forward_lr_factor: float = 0.1,
+        compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
     ) -> None:
+        self._set_compile(compile)
+        self._gamma_cache: th.Tensor | None = None
         if forward_steps < 0:
             raise ValueError(f"forward_steps must be >= 0, got {forward_steps}")
         if not reverse_step and forward_steps == 0:
@@ -244,10 +261,10 @@ class BSAC(SACVariant):
         self.vdn = self.policy.vdn
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """SAC's ``train`` (stable_baselines3/sac/sac.py) plus BSAC's additions, marked ``BSAC``.
+        """SAC's ``train`` (stable_baselines3/sac/sac.py) with BSAC's step, :meth:`_gradient_step`.
 
-        Every line outside the ``BSAC`` blocks is SAC's, in SAC's order, so that with
-        ``forward_steps=0`` (no VDN-a) the updates and the random stream are SAC's.
+        With ``forward_steps=0`` (no VDN-a) the updates and the random stream are SAC's, bit for
+        bit. Logged values stay on the device until the end (one read).
         """
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
@@ -266,143 +283,245 @@ class BSAC(SACVariant):
                 self.lr_schedule(self._current_progress_remaining) * self.forward_lr_factor,
             )
 
-        ent_coef_losses, ent_coefs = [], []
-        actor_losses, critic_losses = [], []
-        forward_losses, target_stds, forward_grad_norms = [], [], []
-        vdn_level_losses, vdn_shape_losses = [], []
-
+        step = self.compiled("gradient_step", self._gradient_step)
+        means = DeviceMeans()
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            discounts = replay_data.discounts
+            if discounts is None:
+                discounts = self._gamma_tensor()
 
             # We need to sample because `log_std` may have changed between two gradient steps
             if self.use_sde:
                 self.actor.reset_noise()
 
-            # BSAC step 1: forward-KL steps towards the projected Boltzmann marginals. The VDN-a
-            # trunk runs once: its graph is kept for the regression at the end of the step.
-            vdn_heads = None
-            if self.vdn is not None:
-                vdn_heads = self.vdn.heads(replay_data.observations)
-                if (self._n_updates + gradient_step) % self.forward_freq == 0:
-                    forward_loss, target_std, grad_norm = self._forward_step(
-                        replay_data.observations, vdn_heads.coefficients.detach()
-                    )
-                    forward_losses.append(forward_loss)
-                    target_stds.append(target_std)
-                    forward_grad_norms.append(grad_norm)
-
-            # Action by the current actor for the sampled state
-            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
-            log_prob = log_prob.reshape(-1, 1)
-
-            ent_coef_loss = None
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                # Important: detach the variable from the graph
-                # so we don't change it with other losses
-                # see https://github.com/rail-berkeley/softlearning/issues/60
-                ent_coef = th.exp(self.log_ent_coef.detach())
-                assert isinstance(self.target_entropy, float)
-                ent_coef_loss = -(
-                    self.log_ent_coef * (log_prob + self.target_entropy).detach()
-                ).mean()
-                ent_coef_losses.append(ent_coef_loss.item())
-            else:
-                ent_coef = self.ent_coef_tensor
-
-            ent_coefs.append(ent_coef.item())
-
-            # Optimize entropy coefficient, also called
-            # entropy temperature or alpha in the paper
-            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
-
-            with th.no_grad():
-                # Select action according to policy
-                next_actions, next_log_prob = self.actor.action_log_prob(
-                    replay_data.next_observations
-                )
-                # Compute the next Q values: min over all critics targets
-                next_q_values = th.cat(
-                    self.critic_target(replay_data.next_observations, next_actions), dim=1
-                )
-                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                # add entropy term
-                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
-                # td error + entropy term
-                target_q_values = (
-                    replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-                )
-
-            # Get current Q-values estimates for each critic network
-            # using action from the replay buffer
-            current_q_values = self.critic(replay_data.observations, replay_data.actions)
-
-            # Compute critic loss
-            critic_loss = 0.5 * sum(
-                F.mse_loss(current_q, target_q_values) for current_q in current_q_values
+            run_forward = (
+                self.vdn is not None and (self._n_updates + gradient_step) % self.forward_freq == 0
             )
-            assert isinstance(critic_loss, th.Tensor)  # for type checker
-            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+            logged = step(
+                replay_data.observations,
+                replay_data.actions,
+                replay_data.next_observations,
+                replay_data.rewards,
+                replay_data.dones,
+                discounts,
+                run_forward,
+            )
+            self._accumulate(means, logged, run_forward)
 
-            # Optimize the critic
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            # Compute actor loss
-            # Alternative: actor_loss = th.mean(log_prob - qf1_pi)
-            # Min over all critic networks
-            q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
-            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
-            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            actor_losses.append(actor_loss.item())
-
-            # Optimize the actor (BSAC: the reverse step, unless the forward-only ablation)
-            if self.reverse_step:
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
-
-            # Update target networks
+            # Update target networks (after the VDN-a regression, which does not read them)
             if gradient_step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                # Copy running stats, see GH issue #996
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
-            # BSAC step 3: regress VDN-a onto min(Q1, Q2) on replay and current-policy actions.
-            if self.vdn is not None:
-                replay_min_q = th.min(th.cat(current_q_values, dim=1), dim=1, keepdim=True)[0]
-                level_loss, shape_loss = self._vdn_step(
-                    replay_data.observations,
-                    th.stack([replay_data.actions, actions_pi.detach()], dim=1),
-                    th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
-                    vdn_heads,
-                )
-                vdn_level_losses.append(level_loss)
-                vdn_shape_losses.append(shape_loss)
+                self._update_target_critic()
 
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", np.mean(ent_coefs))
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        if len(ent_coef_losses) > 0:
-            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
-        if forward_losses:
-            self.logger.record("train/forward_kl", np.mean(forward_losses))
-            self.logger.record("train/forward_target_std", np.mean(target_stds))
-            self.logger.record("train/forward_grad_norm", np.mean(forward_grad_norms))
-        if vdn_shape_losses:
-            self.logger.record(
-                "train/vdn_loss", np.mean(vdn_level_losses) + np.mean(vdn_shape_losses)
+        values = means.read()
+        level = values.pop(_VDN_LEVEL_KEY, None)
+        if level is not None:
+            self.logger.record("train/vdn_loss", level + values["train/vdn_shape_loss"])
+        for name, value in values.items():
+            self.logger.record(name, value)
+
+    def _accumulate(self, means: DeviceMeans, logged: th.Tensor, run_forward: bool) -> None:
+        """Add one step's logged values (:meth:`_gradient_step`'s order) to ``means``."""
+        means.add("train/ent_coef", logged[0])
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            means.add("train/ent_coef_loss", logged[1])
+        means.add("train/critic_loss", logged[2])
+        means.add("train/actor_loss", logged[3])
+        if run_forward:
+            means.add("train/forward_kl", logged[4])
+            means.add("train/forward_target_std", logged[5])
+            means.add("train/forward_grad_norm", logged[6])
+        if self.vdn is not None:
+            means.add(_VDN_LEVEL_KEY, logged[7])
+            means.add("train/vdn_shape_loss", logged[8])
+
+    def _gradient_step(
+        self,
+        observations: PyTorchObs,
+        actions: th.Tensor,
+        next_observations: PyTorchObs,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor,
+        run_forward: bool,
+    ) -> th.Tensor:
+        """One BSAC gradient step (the class docstring's steps 1 to 3, less the Polyak update).
+
+        Returns the logged values: [α, α loss, critic loss, actor loss, forward KL, projected
+        std, forward gradient norm, VDN-a level loss, VDN-a shape loss] (0 where a part did not
+        run). Run as it is or compiled (:meth:`~maxbench.engine.options.Compilable.compiled`):
+        no host synchronisation.
+
+        SAC's step computes SAC's numbers, bit for bit, with SAC's random draws in SAC's order
+        (the noise of ã at s, then of a' at s'), but in an order that lets every backward pass
+        run over a graph of its own (a compiled segment's backward runs once): the critic step
+        first, then ã and log π(ã|s) — from the actor, which the critic step leaves unchanged
+        — for the temperature step (α's update reads nothing the critic step changes) and the
+        actor step. For the same reason the VDN-a trunk's pass, kept for the regression, is
+        split from the forward step's graph (``torch._dynamo.graph_break``, nothing eager).
+        """
+        zero = th.zeros((), device=actions.device)
+        forward_logs = (zero, zero, zero)
+        vdn_heads = None
+        if self.vdn is not None:
+            # BSAC step 1: forward-KL steps towards the projected Boltzmann marginals. The VDN-a
+            # trunk runs once: its graph is kept for the regression at the end of the step.
+            vdn_heads = self.vdn.heads(observations)
+            th._dynamo.graph_break()
+            if run_forward:
+                forward_logs = self._forward_step(observations, vdn_heads.coefficients.detach())
+
+        # SAC's step. α as SAC reads it before its update (detached).
+        ent_coef = self._entropy_coefficient()
+        noise_pi = self._policy_noise(actions)
+        noise_next = self._policy_noise(actions)
+        with th.no_grad():
+            # Select action according to policy
+            next_actions, next_log_prob = self._policy_sample(next_observations, noise_next)
+            # Compute the next Q values: min over all critics targets
+            next_q_values = th.cat(self.critic_target(next_observations, next_actions), dim=1)
+            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+            # add entropy term
+            next_q_values = next_q_values - ent_coef * next_log_prob
+            # td error + entropy term
+            target_q_values = rewards + (1 - dones) * discounts * next_q_values
+
+        # Get current Q-values estimates for each critic network
+        # using action from the replay buffer
+        current_q_values = self.critic(observations, actions)
+        critic_loss = 0.5 * sum(
+            F.mse_loss(current_q, target_q_values) for current_q in current_q_values
+        )
+        assert isinstance(critic_loss, th.Tensor)  # for type checker
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+
+        # Action by the current actor for the sampled state; the entropy coefficient's step
+        actions_pi, log_prob = self._policy_sample(observations, noise_pi)
+        ent_coef_loss = self._temperature_step(log_prob, zero)
+
+        # Actor loss with the stepped critic, min over all critic networks
+        q_values_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+        actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+        # Optimize the actor (BSAC: the reverse step, unless the forward-only ablation); the
+        # gradient goes into the actor only (the critic's is not needed)
+        if self.reverse_step:
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward(inputs=list(self.actor.parameters()))
+            self.actor.optimizer.step()
+
+        # BSAC step 3: regress VDN-a onto min(Q1, Q2) on replay and current-policy actions.
+        vdn_logs = (zero, zero)
+        if self.vdn is not None:
+            replay_min_q = th.min(th.cat(current_q_values, dim=1), dim=1, keepdim=True)[0]
+            vdn_logs = self._vdn_step(
+                observations,
+                th.stack([actions, actions_pi.detach()], dim=1),
+                th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
+                vdn_heads,
             )
-            self.logger.record("train/vdn_shape_loss", np.mean(vdn_shape_losses))
+        return th.stack(
+            [
+                ent_coef.reshape(()),
+                ent_coef_loss.reshape(()),
+                critic_loss.detach(),
+                actor_loss.detach(),
+                *forward_logs,
+                *vdn_logs,
+            ]
+        )
+
+    def _policy_noise(self, actions: th.Tensor) -> th.Tensor | None:
+        """ε ~ N(0, I) ``(B, d)`` for one policy sample per row, drawn as SB3's
+        ``Normal.rsample`` draws it; ``None`` under gSDE (its noise matrix is drawn by
+        ``reset_noise``, a sample draws nothing)."""
+        if self.use_sde:
+            return None
+        dtype = self.actor.mu.weight.dtype
+        return th.empty(actions.shape, dtype=dtype, device=actions.device).normal_()
+
+    def _policy_sample(
+        self, observations: PyTorchObs, noise: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """ã ~ π(·|s) and log π(ã|s) ``(B, 1)``: SB3's ``actor.action_log_prob``.
+
+        Without gSDE it is written out with the given ``noise``
+        (:meth:`_squashed_gaussian_sample`): the same operations as SB3's tanh-Gaussian, without
+        ``torch.distributions``, whose argument checks branch on tensor values (graph breaks in
+        a compiled step).
+        """
+        if noise is None:
+            actions_pi, log_prob = self.actor.action_log_prob(observations)
+            return actions_pi, log_prob.reshape(-1, 1)
+        mean_actions, log_std, _ = self.actor.get_action_dist_params(observations)
+        return self._squashed_gaussian_sample(mean_actions, log_std, noise)
+
+    def _squashed_gaussian_sample(
+        self, mean_actions: th.Tensor, log_std: th.Tensor, noise: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """SB3's ``SquashedDiagGaussianDistribution.log_prob_from_params``, op for op.
+
+        u = μ + σ ε, a = tanh(u), log π(a|s) = Σ_i log N(u_i; μ_i, σ_i) − Σ_i log(1 − a_i² + ε₀)
+        (Haarnoja et al. 2018, App. C; ε₀ = SB3's epsilon), with ``Normal.log_prob``'s formula.
+        """
+        action_std = th.ones_like(mean_actions) * log_std.exp()
+        gaussian_actions = mean_actions + noise * action_std
+        actions_pi = th.tanh(gaussian_actions)
+        log_normal = (
+            -((gaussian_actions - mean_actions) ** 2) / (2 * action_std**2)
+            - action_std.log()
+            - _LOG_SQRT_2PI
+        )
+        log_prob = log_normal.sum(dim=1)
+        log_prob = log_prob - th.sum(
+            th.log(1 - actions_pi**2 + self.actor.action_dist.epsilon), dim=1
+        )
+        return actions_pi, log_prob.reshape(-1, 1)
+
+    def _temperature_step(self, log_prob: th.Tensor, zero: th.Tensor) -> th.Tensor:
+        """SAC's entropy-coefficient update; returns its loss (``zero`` for a constant α).
+
+        The loss is SAC's, −mean(log α (log π + H̄)) (Haarnoja et al. 2018, §5); its gradient
+        in log α is set by hand as autograd forms it, Σ_j (−1/B)(log π_j + H̄), bit for bit, so
+        no backward pass is needed.
+        """
+        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+            return zero
+        assert isinstance(self.target_entropy, float)
+        shifted = (log_prob + self.target_entropy).detach()
+        ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
+        per_sample = th.full_like(shifted, -1.0) / shifted.numel() * shifted
+        self.log_ent_coef.grad = per_sample.sum(dim=0).reshape(self.log_ent_coef.shape)
+        self.ent_coef_optimizer.step()
+        return ent_coef_loss
+
+    def _update_target_critic(self) -> None:
+        """Polyak update of the target critics; the BatchNorm statistics copied (SAC's).
+
+        Eager, SB3's ``polyak_update`` (SAC's numbers); compiled, the same average as one
+        multi-tensor ``_foreach_lerp_`` (:func:`~maxbench.engine.compiled.polyak_`).
+        """
+        if self.compile is False:
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        else:
+            polyak_(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        # Copy running stats, see GH issue #996
+        polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+    def _gamma_tensor(self) -> th.Tensor:
+        """γ as a device tensor (a Python float would be a constant of the compiled step)."""
+        cached = self._gamma_cache
+        if cached is None or cached.device != self.device:
+            cached = th.tensor(self.gamma, device=self.device, dtype=th.float32)
+            self._gamma_cache = cached
+        return cached
 
     def _entropy_coefficient(self) -> th.Tensor:
         """The current α (detached)."""
@@ -440,11 +559,12 @@ class BSAC(SACVariant):
         return gaussian.mean, gaussian.variance
 
     def _forward_step(
-        self, observations: th.Tensor, coefficients: th.Tensor | None = None
-    ) -> tuple[float, float, float]:
+        self, observations: PyTorchObs, coefficients: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """``forward_steps`` optimiser steps of the actor on KL(N(μ*, σ*²) ‖ N(μθ, σθ²)); returns
         the mean loss over the steps, the mean projected standard deviation and the mean norm of
-        the gradient (a diagnostic: the forward KL is stiff where the actor is narrow)."""
+        the gradient (a diagnostic: the forward KL is stiff where the actor is narrow), as
+        scalar tensors (no host synchronisation)."""
         target_mean, target_var = self.projected_moments(observations, coefficients)
         losses, norms = [], []
         for _ in range(self.forward_steps):
@@ -453,29 +573,30 @@ class BSAC(SACVariant):
             self.actor.forward_optimizer.zero_grad()
             loss.backward()
             grads = [p.grad for p in self.actor.parameters() if p.grad is not None]
-            norms.append(th.linalg.vector_norm(th.stack([g.norm() for g in grads])).item())
+            norms.append(th.linalg.vector_norm(th.stack([g.norm() for g in grads])))
             self.actor.forward_optimizer.step()
-            losses.append(loss.item())
-        return float(np.mean(losses)), target_var.sqrt().mean().item(), float(np.mean(norms))
+            losses.append(loss.detach())
+        return th.stack(losses).mean(), target_var.sqrt().mean(), th.stack(norms).mean()
 
     def _vdn_step(
         self,
-        observations: th.Tensor,
+        observations: PyTorchObs,
         actions: th.Tensor,
         targets: th.Tensor,
         heads: VDNHeads | None = None,
-    ) -> tuple[float, float]:
-        """One optimiser step of the VDN-a regression; returns its level and shape terms."""
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """One optimiser step of the VDN-a regression; returns its level and shape terms
+        (detached scalar tensors)."""
         assert self.vdn is not None
         level, shape = self.vdn.regression_terms(observations, actions, targets, heads)
         self.vdn.optimizer.zero_grad()
         (level + shape).backward()
         self.vdn.optimizer.step()
-        return level.item(), shape.item()
+        return level.detach(), shape.detach()
 
     def _excluded_save_params(self) -> list[str]:
         # The grid is rebuilt from grid_size and grid_edge; vdn is saved inside the policy.
-        return [*super()._excluded_save_params(), "vdn", "grid"]
+        return [*super()._excluded_save_params(), "vdn", "grid", "_gamma_cache"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
@@ -486,3 +607,7 @@ class BSAC(SACVariant):
 
 #: Floor of the projected variance: SB3's lower bound on the actor's std, exp(LOG_STD_MIN)².
 _MIN_TARGET_VAR = float(np.exp(2.0 * LOG_STD_MIN))
+#: log √(2π) as ``torch.distributions.Normal.log_prob`` computes it (the same double).
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+#: Where :meth:`BSAC.train` sums the VDN-a level loss (logged only inside ``train/vdn_loss``).
+_VDN_LEVEL_KEY = "_vdn_level_loss"

@@ -27,7 +27,8 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
 
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
-from maxbench.engine.compiled import DeviceMeans, compile_step, polyak_, tune_optimizer
+from maxbench.engine.compiled import DeviceMeans, polyak_, tune_optimizer
+from maxbench.engine.options import Compilable
 from maxbench.engine.replay import TensorReplayBuffer
 
 __all__ = ["EngineSAC"]
@@ -35,7 +36,7 @@ __all__ = ["EngineSAC"]
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class EngineSAC(SACVariant):
+class EngineSAC(Compilable, SACVariant):
     """SB3's SAC (same arguments, same defaults) on the engine; ``compile`` fuses its step.
 
     Args:
@@ -81,10 +82,7 @@ class EngineSAC(SACVariant):
         compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
     ) -> None:
         reject_gsde("EngineSAC", use_sde)
-        if not isinstance(compile, (bool, str)):
-            raise ValueError(f"compile must be true, false or a torch.compile backend: {compile!r}")
-        self.compile = compile
-        self._step: Any = None
+        self._set_compile(compile)
         self._gamma_cache: th.Tensor | None = None
         super().__init__(
             policy,
@@ -121,15 +119,12 @@ class EngineSAC(SACVariant):
         if self.replay_buffer_class is None and isinstance(self.observation_space, spaces.Box):
             self.replay_buffer_class = TensorReplayBuffer
         super()._setup_model()
-        self._tune_optimizers()
-
-    def _tune_optimizers(self) -> None:
         for optimizer in (self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer):
-            if optimizer is not None:
+            if optimizer is not None:  # the engine's SAC: multi-tensor kernels, compiled or not
                 tune_optimizer(optimizer, self.device)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_step", "_gamma_cache"]
+        return [*super()._excluded_save_params(), "_gamma_cache"]
 
     def _squashed_sample(self, observations: th.Tensor, noise: th.Tensor) -> tuple[Any, Any]:
         """SB3's ``actor.action_log_prob`` with the standard-normal ``noise`` given.
@@ -199,11 +194,6 @@ class EngineSAC(SACVariant):
             [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
         )
 
-    def _step_function(self) -> Any:
-        if self._step is None:
-            self._step = compile_step(self._gradient_step, self.compile, self.device)
-        return self._step
-
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC ``train``, each step the fused :meth:`_gradient_step`; logs read once."""
         self.policy.set_training_mode(True)
@@ -211,7 +201,7 @@ class EngineSAC(SACVariant):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        step = self._step_function()
+        step = self.compiled("gradient_step", self._gradient_step)
         means = DeviceMeans()
         critic_params = list(self.critic.parameters())
         target_params = list(self.critic_target.parameters())

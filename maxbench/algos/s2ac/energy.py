@@ -304,8 +304,12 @@ class CriticEnergy:
     def _select_grad(
         self, hidden: list[torch.Tensor], argmin: torch.Tensor, rows: int, d: int
     ) -> torch.Tensor:
-        """``grad_a`` of the arg-min critic per row, ``(rows, d)``."""
-        if rows >= SPLIT_BACKWARD_MIN_ROWS:
+        """``grad_a`` of the arg-min critic per row, ``(rows, d)``.
+
+        Compiled (``torch.compile``), always every critic's gradient and a gather: the split
+        backward selects rows by value (``nonzero``), a shape the compiler cannot know.
+        """
+        if rows >= SPLIT_BACKWARD_MIN_ROWS and not torch.compiler.is_compiling():
             return self._backward_argmin(hidden, argmin)
         per_critic = self._backward_all(hidden)  # (C, N, d)
         return per_critic.gather(0, argmin.view(1, -1, 1).expand(1, rows, d)).squeeze(0)

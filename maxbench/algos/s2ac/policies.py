@@ -25,6 +25,7 @@ Acting (spec §1.2, step 3):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -337,6 +338,8 @@ class S2ACPolicy(BasePolicy):
             self.amortized.optimizer = self.optimizer_class(
                 self.amortized.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
             )
+        #: :meth:`act` compiled by the algorithm when its ``compile`` option is on (else None).
+        self.compiled_act: Callable[[PyTorchObs, bool], torch.Tensor] | None = None
         self._analytic_critic = AnalyticCritic.of(self.critic) if self.analytic_energy else None
         self._analytic_target = (
             AnalyticCritic.of(self.critic_target) if self.analytic_energy else None
@@ -460,13 +463,19 @@ class S2ACPolicy(BasePolicy):
         # (version counters, views), which is a sizeable share of the cost at batch 1. The
         # autograd energy path (a critic the analytic path cannot differentiate) needs autograd.
         # (``inference_mode(False)`` would switch grad mode on: use no context instead.)
+        if self.compiled_act is not None:
+            return self.compiled_act(observation, deterministic)
         fast = self._analytic_critic is not None and not torch.is_grad_enabled()
         with torch.inference_mode() if fast else contextlib.nullcontext():
-            particles, _, energy = self.sample(
-                observation, with_log_prob=False, deterministic=deterministic
-            )
-            action = self.select(torch.tanh(particles), energy, deterministic)
+            action = self.act(observation, deterministic)
         return action.clone() if action.is_inference() else action
+
+    def act(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        """S2AC's action for each state: SVGD from q0, then one particle (spec §1.2, step 3)."""
+        particles, _, energy = self.sample(
+            observation, with_log_prob=False, deterministic=deterministic
+        )
+        return self.select(torch.tanh(particles), energy, deterministic)
 
     def set_training_mode(self, mode: bool) -> None:
         """Train / eval mode of the actor, critic and amortised sampler (SB3's SACPolicy).

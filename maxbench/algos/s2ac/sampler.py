@@ -79,20 +79,25 @@ def acting_field(u: torch.Tensor, scores: torch.Tensor, sigma: SigmaLike = None)
     return field / u.shape[-2]
 
 
+def _divided(score: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """``score / T``; a float T of 1 skips the division (a tensor T is always divided by)."""
+    if isinstance(temperature, torch.Tensor) or temperature != 1.0:
+        return score / temperature
+    return score
+
+
 def _score(
-    energy: CriticEnergy, u: torch.Tensor, energy_on: str, temperature: float
+    energy: CriticEnergy, u: torch.Tensor, energy_on: str, temperature: float | torch.Tensor
 ) -> torch.Tensor:
     """The score for the chosen energy input: ``grad_u E(s, u) / T`` (chain rule through tanh
     for the post-tanh inputs), plus ``grad_u sum_d log(1 - tanh(u_d)^2)`` for
     ``"post_tanh_jacobian"``."""
     if energy_on == "pre_tanh":
         _, score = energy.min_q_and_grad(u, create_graph=torch.is_grad_enabled())
-        return score if temperature == 1.0 else score / temperature
+        return _divided(score, temperature)
     a = torch.tanh(u)
     _, grad_a = energy.min_q_and_grad(a, create_graph=torch.is_grad_enabled())
-    score = grad_a * (1.0 - a * a)
-    if temperature != 1.0:
-        score = score / temperature
+    score = _divided(grad_a * (1.0 - a * a), temperature)
     if energy_on == "post_tanh_jacobian":  # d/du sum_d log(1 - tanh(u_d)^2) = -2 tanh(u)
         score = score - 2.0 * a
     return score
@@ -132,7 +137,8 @@ def stein_sample(
     if energy_on not in ENERGY_INPUTS:
         raise ValueError(f"energy_on must be one of {ENERGY_INPUTS}, got {energy_on!r}")
     u, log_q = u0, log_q0
-    temperature = float(temperature)
+    if not torch.compiler.is_compiling():  # compiled, T stays a tensor: no host sync
+        temperature = float(temperature)
     for _ in range(n_steps):
         score = _score(energy, u, energy_on, temperature)
         if log_q is None:

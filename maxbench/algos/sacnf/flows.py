@@ -21,21 +21,85 @@ Two univariate families are offered:
   identity outside (Durkan et al. 2019, "Neural Spline Flows"). They are non-Gaussian even in one
   dimension, which affine layers are not.
 * ``"affine"``: ``y = exp(a) x + b`` (MAF/IAF affine layers).
+
+Under ``torch.compile`` (SAC-NF's ``compile`` option, issue 14) the splines are built by
+:class:`CompilableRQSTransform`: the same knots, with a cumulative-sum backward that inductor's CPU
+code generator compiles correctly (see there); run eagerly they are zuko's own.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 import zuko
 from torch import nn
 
-__all__ = ["FLOW_TYPES", "ConditionalFlow"]
+__all__ = ["FLOW_TYPES", "CompilableRQSTransform", "ConditionalFlow"]
 
 #: The univariate transform families of :class:`ConditionalFlow`.
 FLOW_TYPES = ("spline", "affine")
+
+
+class _CumsumLastAxis(torch.autograd.Function):
+    """``torch.cumsum(x, dim=-1)`` with its backward, the reversed cumulative sum
+    ``r_i = sum_{j >= i} g_j``, written ``sum(g) - cumsum(g) + g`` rather than autograd's
+    ``flip(cumsum(flip(g)))`` (the same sums, rounded differently)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(x, dim=-1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.sum(dim=-1, keepdim=True) - torch.cumsum(grad, dim=-1) + grad
+
+
+def _knots(unconstrained: torch.Tensor, bound: float) -> torch.Tensor:
+    """Spline knots ``bound (2 cumsum([0, softmax(v)]) - 1)`` on ``[-bound, bound]`` (zuko's)."""
+    mass = F.pad(F.softmax(unconstrained, dim=-1), (1, 0), value=0)
+    return bound * (2 * _CumsumLastAxis.apply(mass) - 1)
+
+
+class CompilableRQSTransform(zuko.transforms.MonotonicRQSTransform):
+    """zuko's monotonic rational-quadratic spline (Durkan et al. 2019), safe to ``torch.compile``.
+
+    Eagerly it *is* zuko's transform (its own constructor runs). Under ``torch.compile`` the knots
+    are built by the same formula as zuko's (1.6) constructor, but their cumulative sums go
+    through :class:`_CumsumLastAxis`: with autograd's ``flip(cumsum(flip(g)))`` backward, inductor's
+    CPU code generator (torch 2.13) fuses the flipped read with the softmax backward into a
+    row-tiled loop whose per-row local buffer is shared by the tile's rows, and returns wrong
+    width and height gradients (tens of percent off) for any batch of more than one state.
+    ``tests/test_compile_sacnf.py`` checks that the two constructions give the same knots.
+    """
+
+    def __init__(
+        self,
+        widths: torch.Tensor,
+        heights: torch.Tensor,
+        derivatives: torch.Tensor,
+        bound: float = 5.0,
+        slope: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        if not torch.compiler.is_compiling():
+            super().__init__(widths, heights, derivatives, bound=bound, slope=slope, **kwargs)
+            return
+        zuko.transforms.Transform.__init__(self, **kwargs)
+        widths = widths / (1 + abs(2 * widths / math.log(slope)))
+        heights = heights / (1 + abs(2 * heights / math.log(slope)))
+        derivatives = derivatives / (1 + abs(derivatives / math.log(slope)))
+        self.horizontal = _knots(widths, bound)
+        self.vertical = _knots(heights, bound)
+        self.derivatives = torch.exp(F.pad(derivatives, (1, 1), value=0))
 
 
 class ConditionalFlow(nn.Module):
@@ -67,7 +131,7 @@ class ConditionalFlow(nn.Module):
         if n_layers < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         if flow_type == "spline":
-            univariate = partial(zuko.transforms.MonotonicRQSTransform, bound=bound)
+            univariate = partial(CompilableRQSTransform, bound=bound)
             shapes: list[tuple[int, ...]] = [(bins,), (bins,), (bins - 1,)]
         else:
             univariate = zuko.transforms.MonotonicAffineTransform

@@ -7,6 +7,8 @@ squashed, ``a = tanh(u)``. The log-density stays exact (spec §4, "SAC-NF")::
     log pi(a | s) = log N(z; mu, sigma) - log |det dT/dz| - sum_d log(1 - tanh(u_d)^2).
 
 Critics, the auto-tuned temperature, the losses and the training loop are SB3's ``SAC`` unchanged.
+With ``compile`` on (issue 14) the same step is one fused function, :meth:`SACNF._gradient_step`,
+compiled with ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import math
 from typing import Any, ClassVar
 
 import torch as th
+import torch.nn.functional as F
 from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import (
@@ -23,13 +28,16 @@ from stable_baselines3.common.torch_layers import (
     CombinedExtractor,
     NatureCNN,
 )
-from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, Schedule
+from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
 from maxbench.algos.sacnf.flows import ConditionalFlow
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
 from maxbench.algos.svgd import tanh_log_det_jacobian
+from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.options import Compilable
 
 __all__ = ["SACNF", "FlowActor", "SACNFCnnPolicy", "SACNFMultiInputPolicy", "SACNFPolicy"]
 
@@ -156,6 +164,14 @@ class FlowActor(Actor):
         z = mean + log_std.exp() * th.randn_like(mean)
         return self.squashed_log_prob(z, mean, log_std, latent)
 
+    def action_log_prob_from_noise(
+        self, obs: PyTorchObs, noise: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """:meth:`action_log_prob` with its standard-normal base noise ``noise`` ``(B, d)`` given:
+        ``z = mu(s) + sigma(s) noise``, then the flow and the squash (Mazoure et al. 2020, §3)."""
+        mean, log_std, latent = self.base_params(obs)
+        return self.squashed_log_prob(mean + log_std.exp() * noise, mean, log_std, latent)
+
     def log_prob(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
         """Exact ``log pi(a | s)`` of given squashed actions in ``(-1, 1)^d`` (inverts the flow).
 
@@ -223,7 +239,7 @@ class SACNFMultiInputPolicy(SACNFPolicy):
         super().__init__(*args, **kwargs)
 
 
-class SACNF(SACVariant):
+class SACNF(Compilable, SACVariant):
     """SAC with a normalizing-flow actor (SAC-NF; Mazoure et al. 2020; spec §4).
 
     Everything but the actor is stable-baselines3's :class:`~stable_baselines3.SAC`: twin critics
@@ -248,6 +264,18 @@ class SACNF(SACVariant):
       replaces hand-written layers, and a conditioned spline is non-Gaussian even for a
       one-dimensional action, where a radial flow reduces to a monotone warp shared by all states.
     * Squash: the exact ``log(1 - tanh^2)`` in its stable form instead of SB3's ``+1e-6`` guard.
+
+    Args:
+        compile: compile the gradient step with ``torch.compile`` (keyword-only, issue 14). Off
+            (the default): SB3's own ``SAC.train``, unchanged. On: each step is
+            :meth:`_gradient_step`, SB3's step fused into one function and compiled (a string:
+            that ``torch.compile`` backend, e.g. ``"aot_eager"``), with the device-resident
+            :class:`~maxbench.engine.replay.TensorReplayBuffer` as the default replay buffer
+            (Box observations), multi-tensor optimisers and logged values read once per
+            ``train``. A model saved compiled loads eager and the reverse
+            (``SACNF.load(path, compile=...)``): ``compile`` is an attribute, the compiled
+            function is rebuilt on demand.
+        (all others): :class:`stable_baselines3.SAC`'s.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -258,6 +286,176 @@ class SACNF(SACVariant):
     policy: SACNFPolicy
     actor: FlowActor
 
+    def __init__(
+        self,
+        policy: str | type[Any],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+        *,
+        compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
+    ) -> None:
+        self._set_compile(compile)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class,
+            replay_buffer_kwargs,
+            optimize_memory_usage,
+            n_steps,
+            ent_coef,
+            target_update_interval,
+            target_entropy,
+            use_sde,
+            sde_sample_freq,
+            use_sde_at_warmup,
+            stats_window_size,
+            tensorboard_log,
+            policy_kwargs,
+            verbose,
+            seed,
+            device,
+            _init_setup_model,
+        )
+
     def _setup_model(self) -> None:
         reject_gsde("SAC-NF", self.use_sde)
         super()._setup_model()
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """SB3's ``SAC.train`` (``compile`` off), or its fused steps (:meth:`_train_fused`)."""
+        if self.compile is False:
+            super().train(gradient_steps, batch_size)
+        else:
+            self._train_fused(gradient_steps, batch_size)
+
+    def _train_fused(self, gradient_steps: int, batch_size: int) -> None:
+        """SB3's ``SAC.train`` loop with each step :meth:`_gradient_step`, compiled per
+        ``compile`` (off: run eagerly), the Polyak update one ``_foreach_lerp_``, and the logged
+        means read once at the end (SB3's keys)."""
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        step = self.compiled("gradient_step", self._gradient_step)
+        means = DeviceMeans()
+        gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
+        critic_params = list(self.critic.parameters())
+        target_params = list(self.critic_target.parameters())
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            logged = step(
+                data.observations,
+                data.actions,
+                data.next_observations,
+                data.rewards,
+                data.dones,
+                data.discounts if data.discounts is not None else gamma,
+            )  # DeviceMeans sums in float64, as SB3's np.mean of Python floats
+            means.add("train/ent_coef", logged[0])
+            means.add("train/actor_loss", logged[3])
+            means.add("train/critic_loss", logged[2])
+            if self.ent_coef_optimizer is not None:
+                means.add("train/ent_coef_loss", logged[1])
+            if gradient_step % self.target_update_interval == 0:
+                polyak_(critic_params, target_params, self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for name, value in means.read().items():
+            self.logger.record(name, value)
+
+    def _gradient_step(
+        self,
+        observations: PyTorchObs,
+        actions: th.Tensor,
+        next_observations: PyTorchObs,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor,
+    ) -> th.Tensor:
+        """One step of SB3's ``SAC.train`` with the flow actor; returns [alpha, alpha loss,
+        critic loss, actor loss] (the alpha loss 0 with a fixed ``ent_coef``).
+
+        SAC's mathematics (Haarnoja et al. 2018, Alg. 1 and §5; the flow's exact log-density,
+        Mazoure et al. 2020, §3), in an order where each backward pass runs over a graph of its
+        own: the base noise of the two policy samples is drawn first, in SB3's order (at s, then
+        at s'), so that a seed gives SB3's numbers; the critic is stepped on
+        ``1/2 sum_k MSE(Q_k(s, a), r + gamma (1 - d) (min Qbar(s', a') - alpha log pi(a'|s')))``;
+        then the sample at s — the actor is unchanged by the critic step — gives the
+        temperature's gradient ``d/dlog alpha [-log alpha (log pi + H)] = -mean(log pi + H)``
+        (SB3's loss, differentiated by hand) and the actor loss
+        ``mean(alpha log pi(a~|s) - min_k Q_k(s, a~))`` with the stepped critic, as in SB3.
+        """
+        noise_pi = th.randn(actions.shape, device=actions.device)
+        noise_next = th.randn(actions.shape, device=actions.device)
+        if self.log_ent_coef is not None:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+        else:
+            ent_coef = self.ent_coef_tensor
+        with th.no_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob_from_noise(
+                next_observations, noise_next
+            )
+            next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
+            next_q, _ = th.min(next_q, dim=1, keepdim=True)
+            next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+            target_q = rewards + (1 - dones) * discounts * next_q
+        current_q = self.critic(observations, actions)
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        assert isinstance(critic_loss, th.Tensor)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        actions_pi, log_prob = self.actor.action_log_prob_from_noise(observations, noise_pi)
+        log_prob = log_prob.reshape(-1, 1)
+        ent_coef_loss = th.zeros((), device=log_prob.device)
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            shifted = (log_prob + self.target_entropy).detach()
+            ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
+            self.ent_coef_optimizer.zero_grad()
+            self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
+            self.ent_coef_optimizer.step()
+        q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        return th.stack(
+            [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
+        )

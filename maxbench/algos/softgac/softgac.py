@@ -7,6 +7,10 @@ The algorithm is SAC with two substitutions (arXiv 2605.08733; authors' code
   action density is never needed;
 * alpha * C(s, tau), the control energy of the sampled path, replaces alpha * log pi(a|s) in the
   actor loss and in the critic target, and the temperature is tuned to a control-energy budget.
+
+The whole gradient step (critic, actor and temperature updates) is one function of the batch,
+:meth:`SoftGAC._gradient_step`, run as it is (``compile=False``) or ``torch.compile``'d
+(``compile=True``, maxbench issue 14; :class:`~maxbench.engine.options.Compilable`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from maxbench.algos.class_named_logs import ClassNamedLogs
 from maxbench.algos.sb3_compat import PolicyKwargsAsGiven, reject_gsde
 from maxbench.algos.softgac.bridge import PARTICLE_SCHEMES, control_energy
 from maxbench.algos.softgac.policies import CRITIC_TYPES, BridgeActor, MlpPolicy, SoftGACPolicy
+from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.options import Compilable
 
 __all__ = ["SoftGAC"]
 
@@ -52,7 +58,7 @@ def _repeat_rows(obs: PyTorchObs, times: int) -> PyTorchObs:
     return obs.repeat_interleave(times, dim=0)
 
 
-class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
+class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Soft Generative Actor-Critic (SoftGAC) as a stable-baselines3 algorithm (spec §3).
 
     One gradient step (``train``), after the authors' ``_train``:
@@ -122,6 +128,14 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             it (with ``"crossq"`` the twin values at (s', a') come from the critic itself, as in
             the authors' CrossQ critic). The actor loss keeps min_k Q_k either way, as the
             authors' does (``twin_q_expectation`` in ``_update_actor_direct``).
+        compile: compile the gradient step with ``torch.compile`` (keyword-only; off: the same
+            step run eagerly, today's numbers; ``True``: inductor, CUDA graphs on a GPU; a
+            string: that ``torch.compile`` backend, e.g. ``"aot_eager"``). On, the replay
+            buffer defaults to the device-resident
+            :class:`~maxbench.engine.replay.TensorReplayBuffer` (Box observations, ``n_steps=1``)
+            and the optimisers to their multi-tensor kernels. A model saved compiled loads eager
+            and the reverse (``SoftGAC.load(path, compile=...)``): ``compile`` is an attribute,
+            the compiled function is rebuilt on demand.
         use_sde: must be False (SAC's argument; the bridge has no gSDE).
         sde_sample_freq, use_sde_at_warmup: SAC's arguments, without effect here.
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device,
@@ -201,8 +215,11 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         critic_type: str = "twin",
         log_volume_bonus: bool = False,
         target_reduction: str = "min",
+        compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
     ) -> None:
         reject_gsde("SoftGAC", use_sde)
+        self._set_compile(compile)
+        self._gamma_cache: torch.Tensor | None = None
         super().__init__(
             policy,
             env,
@@ -340,24 +357,43 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         ``target_reduction="mean"`` the twin values are averaged instead of minimised.
         """
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        return self._critic_loss_of(
+            replay_data.observations,
+            replay_data.actions,
+            replay_data.next_observations,
+            replay_data.rewards,
+            replay_data.dones,
+            discounts,
+            alpha,
+        )
+
+    def _critic_loss_of(
+        self,
+        observations: PyTorchObs,
+        actions: torch.Tensor,
+        next_observations: PyTorchObs,
+        rewards: torch.Tensor,
+        dones: torch.Tensor,
+        discounts: torch.Tensor | float,
+        alpha: torch.Tensor,
+    ) -> torch.Tensor:
+        """:meth:`_critic_loss` on the batch's tensors (``discounts``: gamma or gamma^n)."""
         with torch.no_grad():
-            next_path = self.actor.sample_path(replay_data.next_observations)
+            next_path = self.actor.sample_path(next_observations)
             next_actions = torch.tanh(next_path.final_latent)
             next_energy = control_energy(next_path).reshape(-1, 1)
             if self.log_volume_bonus:
                 next_energy = next_energy - self.log_action_volume
         if self.critic_target is not None:
             with torch.no_grad():
-                next_q = torch.cat(
-                    self.critic_target(replay_data.next_observations, next_actions), dim=1
-                )
-            current_q = self.critic(replay_data.observations, replay_data.actions)
+                next_q = torch.cat(self.critic_target(next_observations, next_actions), dim=1)
+            current_q = self.critic(observations, actions)
         else:
             # CrossQ (sb3-contrib's crossq.py): one forward pass over (s, a) and (s', a') in
             # train mode, so that BatchRenorm sees the mixture of both; no target network.
-            batch = replay_data.actions.shape[0]
-            all_obs = _concat_obs(replay_data.observations, replay_data.next_observations)
-            all_actions = torch.cat([replay_data.actions, next_actions], dim=0)
+            batch = actions.shape[0]
+            all_obs = _concat_obs(observations, next_observations)
+            all_actions = torch.cat([actions, next_actions], dim=0)
             self.critic.set_bn_training_mode(True)
             all_q = torch.cat(self.critic(all_obs, all_actions), dim=1)
             self.critic.set_bn_training_mode(False)
@@ -366,7 +402,7 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             next_q = next_q.detach()
         with torch.no_grad():
             next_soft_q = self._combine_twin_targets(next_q) - alpha * next_energy
-            target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_q
+            target_q = rewards + (1 - dones) * discounts * next_soft_q
         return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
 
     def _actor_loss(
@@ -394,60 +430,134 @@ class SoftGAC(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         alpha = torch.exp(self.log_ent_coef)
         return (alpha * (self.control_energy_target - mean_energy.detach())).mean()
 
+    def _temperature_step(self, mean_energy: torch.Tensor) -> torch.Tensor:
+        """One optimiser step of log alpha on :meth:`temperature_loss`; returns the loss value.
+
+        The gradient is set by hand, d/dlog alpha [alpha (C_target - mean C)] =
+        alpha (C_target - mean C) (spec §3), the very product autograd forms (bit for bit), so
+        no backward pass is needed. Zero, with no step, when alpha is constant.
+        """
+        if self.log_ent_coef is None or self.ent_coef_optimizer is None:
+            return torch.zeros((), device=mean_energy.device)
+        alpha = torch.exp(self.log_ent_coef.detach())
+        gap = self.control_energy_target - mean_energy.detach()
+        self.log_ent_coef.grad = alpha * gap  # replaces the last one: no zero_grad needed
+        self.ent_coef_optimizer.step()
+        return (alpha * gap).mean()
+
+    def _gradient_step(
+        self,
+        observations: PyTorchObs,
+        actions: torch.Tensor,
+        next_observations: PyTorchObs,
+        rewards: torch.Tensor,
+        dones: torch.Tensor,
+        discounts: torch.Tensor,
+        update_actor: bool,
+    ) -> torch.Tensor:
+        """One SoftGAC gradient step (the class docstring's steps 1 and 2) on one batch.
+
+        The authors' order, every part with the alpha read at the start: the critic step, then
+        (``update_actor``) the actor step on E[alpha C - min_k Q_k] (gradients into the actor
+        only) and the temperature step. The random draws are those of the eager step before
+        issue 14: the s' paths' noise, then the actor paths'. Returns the logged values,
+        [alpha, critic loss] or, with ``update_actor``, [alpha, critic loss, actor loss,
+        mean C, temperature loss] (the last 0 for a constant alpha). Run as it is or compiled
+        (:meth:`~maxbench.engine.options.Compilable.compiled`): no host synchronisation.
+        """
+        alpha = self.current_alpha()
+        critic_loss = self._critic_loss_of(
+            observations, actions, next_observations, rewards, dones, discounts, alpha
+        )
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        if not update_actor:
+            return torch.stack([alpha.reshape(()), critic_loss.detach()])
+        actor_loss, mean_energy = self._actor_loss(observations, alpha)
+        self.actor.optimizer.zero_grad()
+        # Gradients into the actor only: the critic's weight gradients are not needed.
+        actor_loss.backward(inputs=list(self.actor.parameters()))
+        self.actor.optimizer.step()
+        alpha_loss = self._temperature_step(mean_energy)
+        return torch.stack(
+            [
+                alpha.reshape(()),
+                critic_loss.detach(),
+                actor_loss.detach(),
+                mean_energy.detach(),
+                alpha_loss.reshape(()),
+            ]
+        )
+
     # -- the training loop ----------------------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """``gradient_steps`` SoftGAC updates (see the class docstring)."""
+        """``gradient_steps`` SoftGAC updates (see the class docstring); logs read once."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-
-        alphas, critic_losses, actor_losses, energies, alpha_losses = [], [], [], [], []
+        step = self.compiled("gradient_step", self._gradient_step)
+        means = DeviceMeans()
         for _ in range(gradient_steps):
             self._n_updates += 1
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            alpha = self.current_alpha()
-            alphas.append(alpha.item())
-
-            critic_loss = self._critic_loss(replay_data, alpha)
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            if self._n_updates % self.policy_delay == 0:
-                actor_loss, mean_energy = self._actor_loss(replay_data.observations, alpha)
-                actor_losses.append(actor_loss.item())
-                energies.append(mean_energy.item())
-                self.actor.optimizer.zero_grad()
-                # Gradients into the actor only: the critic's weight gradients are not needed.
-                actor_loss.backward(inputs=list(self.actor.parameters()))
-                self.actor.optimizer.step()
-
-                alpha_loss = self.temperature_loss(mean_energy)
-                if alpha_loss is not None and self.ent_coef_optimizer is not None:
-                    alpha_losses.append(alpha_loss.item())
-                    self.ent_coef_optimizer.zero_grad()
-                    alpha_loss.backward()
-                    self.ent_coef_optimizer.step()
-
+            discounts = replay_data.discounts
+            update_actor = self._n_updates % self.policy_delay == 0
+            logged = step(
+                replay_data.observations,
+                replay_data.actions,
+                replay_data.next_observations,
+                replay_data.rewards,
+                replay_data.dones,
+                self._gamma_tensor() if discounts is None else discounts,
+                update_actor,
+            )
+            means.add("train/ent_coef", logged[0])
+            means.add("train/critic_loss", logged[1])
+            if update_actor:
+                means.add("train/actor_loss", logged[2])
+                means.add("train/control_energy", logged[3])
+                if self.ent_coef_optimizer is not None:
+                    means.add("train/ent_coef_loss", logged[4])
             if self.critic_target is not None and (
                 self._n_updates % self.target_update_interval == 0
             ):
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+                self._update_target_critic()
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", np.mean(alphas))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
         self.logger.record("train/target_control_energy", self.control_energy_target)
-        if actor_losses:
-            self.logger.record("train/actor_loss", np.mean(actor_losses))
-            self.logger.record("train/control_energy", np.mean(energies))
-        if alpha_losses:
-            self.logger.record("train/ent_coef_loss", np.mean(alpha_losses))
+        for name, value in means.read().items():
+            self.logger.record(name, value)
+
+    def _update_target_critic(self) -> None:
+        """Polyak update of the target critics (step 3); the BatchNorm statistics copied.
+
+        Eager, SB3's ``polyak_update`` (today's numbers); compiled, the same average as one
+        multi-tensor ``_foreach_lerp_`` (:func:`~maxbench.engine.compiled.polyak_`).
+        """
+        assert self.critic_target is not None
+        if self.compile is False:
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        else:
+            polyak_(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+    def _gamma_tensor(self) -> torch.Tensor:
+        """gamma as a device tensor (a Python float would be a constant of the compiled step)."""
+        cached = self._gamma_cache
+        if cached is None or cached.device != self.device:
+            cached = torch.tensor(self.gamma, device=self.device, dtype=torch.float32)
+            self._gamma_cache = cached
+        return cached
 
     # -- saving ---------------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
+        return [
+            *super()._excluded_save_params(),
+            "actor",
+            "critic",
+            "critic_target",
+            "_gamma_cache",
+        ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]

@@ -56,7 +56,9 @@ from maxbench.algos.sql.policies import (
     SQLPolicy,
     min_q_over_particles,
 )
-from maxbench.algos.svgd import adaptive_bandwidth, score_from_log_prob, stein_direction
+from maxbench.algos.svgd import adaptive_bandwidth, stein_direction
+from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.options import Compilable
 
 __all__ = [
     "SQL",
@@ -65,6 +67,7 @@ __all__ = [
     "amortized_svgd_loss",
     "importance_sampled_soft_value",
     "sampler_soft_value",
+    "stein_scores",
     "uniform_box_actions",
 ]
 
@@ -157,6 +160,29 @@ def sampler_soft_value(
     return value + alpha * (action_dim * math.log(2.0) - math.log(n_particles))
 
 
+def stein_scores(
+    log_target_fn: Callable[[th.Tensor], th.Tensor], particles: th.Tensor
+) -> th.Tensor:
+    """Detached scores ``grad_a log p(a_j)`` of the particles (the ``s_j`` of Eq. 13).
+
+    The gradient of ``sum_j log p(a_j)`` with respect to the particles alone, taken by
+    ``torch.func.grad`` under ``no_grad`` (the function transform ignores the outer ``no_grad``;
+    its result does not record the graph to ``log_target_fn``'s parameters): the same numbers as
+    ``torch.autograd.grad`` on a detached copy (:func:`maxbench.algos.svgd.score_from_log_prob`),
+    but traced by ``torch.compile`` into one graph, where the copy's ``requires_grad_`` and
+    ``autograd.grad`` each break it (issue 14).
+
+    Args:
+        log_target_fn: ``(B, m, d) -> (B, m)``, each particle's value depending on it alone.
+        particles: ``(B, m, d)`` points.
+
+    Returns:
+        ``(B, m, d)`` scores, detached.
+    """
+    with th.no_grad():
+        return th.func.grad(lambda a: log_target_fn(a).sum())(particles.detach())
+
+
 def amortized_svgd_loss(
     actions: th.Tensor,
     log_target_fn: Callable[[th.Tensor], th.Tensor],
@@ -186,7 +212,7 @@ def amortized_svgd_loss(
     """
     query = actions.detach()
     particles = query if fixed_particles is None else fixed_particles.detach()
-    scores = score_from_log_prob(log_target_fn, particles)
+    scores = stein_scores(log_target_fn, particles)
     sigma: float | th.Tensor | None = kernel_sigma
     if sigma is None and fixed_particles is not None:
         cross = (particles.unsqueeze(-2) - query.unsqueeze(-3)).pow(2).sum(-1)
@@ -201,7 +227,7 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"SQL's {name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
+class SQL(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
     """Soft Q-Learning (Haarnoja et al. 2017) with twin critics and an amortised SVGD sampler.
 
     Twin critics with min-clipping, the soft value of the next state (no entropy term in the
@@ -281,6 +307,13 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         stein_draws: ``"shared"`` (default): one draw of ``kernel_n_particles`` actions carries the
             scores and receives the direction; ``"independent"``: scores and kernel centres on one
             draw, the direction applied to a second, independent draw (the S2AC authors').
+        compile: compile the gradient step (:meth:`_gradient_step`) with ``torch.compile``
+            (keyword-only, issue 14; off: the same step run eagerly, today's numbers; a string:
+            that ``torch.compile`` backend, e.g. ``"aot_eager"``). On, the replay buffer
+            defaults to the device-resident :class:`~maxbench.engine.replay.TensorReplayBuffer`
+            (Box observations) and the optimisers use their multi-tensor kernels. A model saved
+            compiled loads eager and the reverse (``SQL.load(path, compile=...)``): ``compile``
+            is an attribute, the compiled function is rebuilt on demand.
         target_update_interval: gradient steps between Polyak updates of the target critics.
         random_exploration_steps: act uniformly at random until this many env steps (or until
             ``learning_starts``, whichever is later) while training from ``learning_starts``:
@@ -368,8 +401,10 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         value_estimator: str = "uniform",
         sampler_temperature: float | None = None,
         stein_draws: str = "shared",
+        compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
     ) -> None:
         reject_gsde("SQL", use_sde)
+        self._set_compile(compile)
         super().__init__(
             policy,
             env,
@@ -458,8 +493,8 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
 
     @property
     def action_dim(self) -> int:
-        """Dimension ``d`` of the action box."""
-        return int(np.prod(self.action_space.shape))
+        """Dimension ``d`` of the action box (``np.prod`` would break a compiled graph)."""
+        return math.prod(self.action_space.shape)
 
     @property
     def stein_temperature(self) -> float:
@@ -490,47 +525,83 @@ class SQL(ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
             device=self.device,
         )
 
+    def _gradient_step(
+        self,
+        observations: Any,
+        actions: th.Tensor,
+        next_observations: Any,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor,
+    ) -> th.Tensor:
+        """One SQL gradient step (module docstring, steps 1-3); returns [critic loss, sampler
+        loss, mean V(s')], detached.
+
+        The function :meth:`train` calls eagerly (``compile=False``) or ``torch.compile``'d. It
+        draws its noise itself, in the order the loop always drew it (the ``V(s')`` actions,
+        then the sampler's Stein draws), and each backward pass runs over a graph of its own: the
+        critic's over the critic loss, then, after the critic step, the sampler's over the
+        surrogate loss, whose Stein scores come from the stepped critic (:func:`stein_scores`).
+        """
+        # Critic target: r + gamma (1 - done) V(s') (spec §4; V by value_estimator).
+        with th.no_grad():
+            next_values = self.soft_value(next_observations).reshape(-1, 1)
+            target_q_values = rewards + (1 - dones) * discounts * next_values
+        current_q_values = self.critic(observations, actions)
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q_values) for q in current_q_values)
+        assert isinstance(critic_loss, th.Tensor)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        # Sampler: amortised SVGD toward exp(min Q / T) (Haarnoja et al. 2017, §3.2).
+        actor_loss = self._sampler_loss(observations)
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+        return th.stack([critic_loss.detach(), actor_loss.detach(), next_values.mean()])
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """``gradient_steps`` calls of :meth:`_gradient_step` (compiled per ``compile``), a
+        Polyak update every ``target_update_interval``; logged means read once at the end."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        actor_losses, critic_losses, soft_values = [], [], []
-
+        step = self.compiled("gradient_step", self._gradient_step)
+        means = DeviceMeans()
+        gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
+        critic_params = list(self.critic.parameters())
+        target_params = list(self.critic_target.parameters())
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            # Critic target: r + gamma (1 - done) V(s') (spec §4; V by value_estimator).
-            with th.no_grad():
-                next_values = self.soft_value(replay_data.next_observations).reshape(-1, 1)
-                target_q_values = (
-                    replay_data.rewards + (1 - replay_data.dones) * discounts * next_values
-                )
-            soft_values.append(next_values.mean().item())
-            current_q_values = self.critic(replay_data.observations, replay_data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target_q_values) for q in current_q_values)
-            assert isinstance(critic_loss, th.Tensor)
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            # Sampler: amortised SVGD toward exp(min Q / T) (Haarnoja et al. 2017, §3.2).
-            actor_loss = self._sampler_loss(replay_data.observations)
-            actor_losses.append(actor_loss.item())
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
-
+            discounts = replay_data.discounts if replay_data.discounts is not None else gamma
+            logged = step(
+                replay_data.observations,
+                replay_data.actions,
+                replay_data.next_observations,
+                replay_data.rewards,
+                replay_data.dones,
+                discounts,
+            )  # DeviceMeans sums in float64, as SB3's np.mean of Python floats
+            means.add("train/actor_loss", logged[1])
+            means.add("train/critic_loss", logged[0])
+            means.add("train/soft_value", logged[2])
             if gradient_step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
+                self._update_targets(critic_params, target_params)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", self.ent_coef)
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        self.logger.record("train/soft_value", np.mean(soft_values))
+        for name, value in means.read().items():
+            self.logger.record(name, value)
+
+    def _update_targets(
+        self, critic_params: list[th.Tensor], target_params: list[th.Tensor]
+    ) -> None:
+        """Polyak-average the target critics (step 4): SB3's loop eagerly, one
+        ``_foreach_lerp_`` compiled (the same update, rounded differently)."""
+        if self.compile is False:
+            polyak_update(critic_params, target_params, self.tau)
+        else:
+            polyak_(critic_params, target_params, self.tau)
+        polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
     def _sampler_loss(self, observations: Any) -> th.Tensor:
         """Amortised SVGD surrogate loss on ``kernel_n_particles`` draws per state."""

@@ -1,0 +1,116 @@
+"""The ``compile`` option every maxbench algorithm takes, and the compiled functions it makes.
+
+:class:`Compilable` is a mixin for SB3 algorithms (issue 14). An algorithm writes its gradient
+step (and, where acting is costly, its acting pass) as a plain function of tensors, and calls it
+through :meth:`Compilable.compiled`, which returns the function itself when ``compile`` is off
+(today's eager path, unchanged) or its ``torch.compile``'d form (:func:`compile_step`) when on.
+
+* ``compile`` is an ordinary saved attribute: a model saved compiled loads eager and the
+  reverse (``Algo.load(path, compile=...)``); the compiled functions themselves are never saved
+  (:meth:`_excluded_save_params`) and are rebuilt on demand, for the model they belong to (a
+  deep copy builds its own, never calls its original's).
+* With ``compile`` on, :meth:`_setup_model` makes the device-resident
+  :class:`~maxbench.engine.replay.TensorReplayBuffer` the default replay buffer and
+  :meth:`tune_optimizers` (called by ``train``) switches the optimisers to their multi-tensor
+  (and, on CUDA, capturable) kernels. Off, both leave SB3's defaults alone, so eager runs stay
+  bit-for-bit what they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.save_util import recursive_getattr
+
+from maxbench.engine.compiled import compile_step, tune_optimizer
+from maxbench.engine.replay import TensorReplayBuffer
+
+__all__ = ["Compilable", "check_compile_option"]
+
+
+def check_compile_option(value: object) -> bool | str:
+    """``value`` if it is a valid ``compile`` option (True, False or a backend name)."""
+    if isinstance(value, bool) or (isinstance(value, str) and value):
+        return value
+    raise ValueError(
+        f"compile must be true, false or a torch.compile backend name (e.g. 'aot_eager'): {value!r}"
+    )
+
+
+class Compilable:
+    """Mixin: the ``compile`` option of an SB3 algorithm and its compiled functions."""
+
+    compile: bool | str = False
+    device: torch.device
+    observation_space: spaces.Space
+    replay_buffer_class: Any
+
+    def _set_compile(self, value: object) -> None:
+        self.compile = check_compile_option(value)
+
+    def compiled(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` compiled per this model's ``compile`` option (cached under ``name``).
+
+        The cache is rebuilt when ``compile`` changes and belongs to this very object (keyed by
+        its identity), so a deep copy or a loaded model compiles its own.
+        """
+        cache = self.__dict__.setdefault("_compiled_functions", {})
+        entry = cache.get(name)
+        if entry is None or entry[0] != id(self) or entry[1] != self.compile:
+            entry = (id(self), self.compile, compile_step(function, self.compile, self.device))
+            cache[name] = entry
+        return entry[2]
+
+    def _setup_model(self) -> None:
+        """SB3's set-up; with ``compile`` on, the device replay buffer by default.
+
+        Only where SB3's would be the plain ``ReplayBuffer``: Box observations, one-step
+        returns (SB3's ``NStepReplayBuffer`` keeps n-step ones) and no class chosen. The
+        attribute is put back to None, so the choice is saved as "the default" and a model
+        loaded with another ``compile`` makes its own.
+        """
+        chosen = self.replay_buffer_class
+        if (
+            chosen is None
+            and self.compile is not False
+            and getattr(self, "n_steps", 1) == 1
+            and isinstance(self.observation_space, spaces.Box)
+        ):
+            self.replay_buffer_class = TensorReplayBuffer
+        try:
+            super()._setup_model()  # type: ignore[misc]
+        finally:
+            if chosen is None:
+                self.replay_buffer_class = None
+
+    def engine_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimiser of the model: those SB3 saves (``_get_torch_save_params``)."""
+        names, _ = self._get_torch_save_params()  # type: ignore[attr-defined]
+        found = (recursive_getattr(self, name) for name in names)
+        return [value for value in found if isinstance(value, torch.optim.Optimizer)]
+
+    def tune_optimizers(self) -> None:
+        """With ``compile`` on, every optimiser on its multi-tensor kernel (capturable on CUDA).
+
+        A fused optimiser (``optimizer_kwargs={"fused": True}``) too: ``torch.compile`` does
+        not trace the fused kernel, and (torch 2.13) a multi-tensor optimiser traced after one
+        fails. Call it at the start of ``train``: it is cheap, and covers a model whose
+        ``compile`` was set as an attribute and a loaded one (SB3's load restores the saved
+        optimiser settings). Off, the optimisers keep the kernels they were built with.
+        """
+        if self.compile is False:
+            return
+        for optimizer in self.engine_optimizers():
+            tune_optimizer(optimizer, self.device)
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        """SB3's learning-rate update, which every ``train`` starts with; then
+        :meth:`tune_optimizers`."""
+        super()._update_learning_rate(optimizers)  # type: ignore[misc]
+        self.tune_optimizers()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_compiled_functions"]  # type: ignore[misc]

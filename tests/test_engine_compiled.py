@@ -1,0 +1,123 @@
+"""The engine's compile pieces (issue 14): compile_step, Compilable, polyak_, DeviceMeans, Adam."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from stable_baselines3.common.utils import polyak_update
+from torch import nn
+from torch._dynamo.utils import counters
+
+from maxbench.engine.compiled import DeviceMeans, compile_step, polyak_, tune_optimizer
+from maxbench.engine.options import Compilable, check_compile_option
+
+
+class Stepper(Compilable):
+    """A minimal model: a network and its optimiser (its own, as a model's are), and a
+    gradient step on ``sum(w · x)`` with SGD at learning rate 1, which lowers every weight by 1.
+    """
+
+    def __init__(self, compile: bool | str) -> None:  # noqa: A002
+        self.device = torch.device("cpu")
+        self.network = nn.Linear(3, 1, bias=False)
+        nn.init.ones_(self.network.weight)
+        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=1.0)
+        self._set_compile(compile)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.network.weight.detach().reshape(-1)
+
+    def _step(self, inputs: torch.Tensor) -> torch.Tensor:
+        loss = self.network(inputs).sum()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def step(self) -> torch.Tensor:
+        return self.compiled("step", self._step)(torch.ones(1, 3))
+
+
+def test_compile_off_is_the_function_itself():
+    def function(x):
+        return x + 1
+
+    assert compile_step(function, False, torch.device("cpu")) is function
+
+
+def test_a_process_compiles_every_model_not_only_the_first_eight():
+    """dynamo stops compiling a code object after 8 versions unless told otherwise."""
+    for index in range(12):
+        before = counters["stats"]["unique_graphs"]
+        model = Stepper("eager")
+        assert model.step().item() == 3.0
+        assert torch.equal(model.weight, torch.zeros(3))
+        assert counters["stats"]["unique_graphs"] > before, f"model {index} ran eagerly"
+
+
+def test_a_deep_copy_compiles_its_own_step_and_leaves_the_original_alone():
+    original = Stepper("eager")
+    original.step()
+    duplicate = copy.deepcopy(original)
+    duplicate.step()
+    duplicate.step()
+    assert torch.equal(original.weight, torch.zeros(3))
+    assert torch.equal(duplicate.weight, torch.full((3,), -2.0))
+    duplicate.compile = False  # switching the option rebuilds the function
+    duplicate.step()
+    assert torch.equal(duplicate.weight, torch.full((3,), -3.0))
+
+
+@pytest.mark.parametrize("value", [True, False, "aot_eager"])
+def test_valid_compile_options_pass(value):
+    assert check_compile_option(value) == value
+
+
+@pytest.mark.parametrize("value", [1, None, "", 0.5])
+def test_invalid_compile_options_are_refused(value):
+    with pytest.raises(ValueError, match="compile must be"):
+        check_compile_option(value)
+
+
+def test_polyak_is_sb3s_target_update():
+    torch.manual_seed(0)
+    online, target = nn.Linear(4, 3), nn.Linear(4, 3)
+    reference = copy.deepcopy(target)
+    polyak_(online.parameters(), target.parameters(), 0.005)
+    polyak_update(online.parameters(), reference.parameters(), 0.005)
+    for ours, theirs in zip(target.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="networks differ"):
+        polyak_(online.parameters(), [target.weight], 0.005)
+
+
+def test_device_means_average_since_the_last_read():
+    means = DeviceMeans()
+    for value in (1.0, 2.0, 6.0):
+        means.add("loss", torch.tensor(value))
+    means.add("alpha", torch.tensor([0.2]))
+    assert means.read() == pytest.approx({"loss": 3.0, "alpha": 0.2}, rel=1e-7)
+    assert means.read() == {}
+    means.add("loss", torch.tensor(5.0, requires_grad=True))
+    assert means.read() == {"loss": 5.0}
+
+
+def test_tuned_adam_takes_the_same_steps():
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Linear(5, 8), nn.ELU(), nn.Linear(8, 1))
+    twin = copy.deepcopy(network)
+    plain = torch.optim.Adam(network.parameters(), lr=1e-2, foreach=False)
+    tuned = torch.optim.Adam(twin.parameters(), lr=1e-2, foreach=False)
+    tune_optimizer(tuned, torch.device("cpu"))
+    assert tuned.param_groups[0]["foreach"] is True
+    inputs = torch.randn(16, 5)
+    for _ in range(3):
+        for net, optimizer in ((network, plain), (twin, tuned)):
+            optimizer.zero_grad()
+            net(inputs).pow(2).mean().backward()
+            optimizer.step()
+    for ours, theirs in zip(twin.parameters(), network.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
