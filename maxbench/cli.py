@@ -123,6 +123,15 @@ def run(
             "--address", help="Ray cluster address (e.g. 'auto' or 'HOST:6379'); none: local Ray."
         ),
     ] = None,
+    cells_per_gpu: Annotated[
+        int | None,
+        typer.Option(
+            "--cells-per-gpu",
+            help="At most this many cells share one GPU at a time (local: cells on auto or "
+            "cuda are spread over the visible GPUs, fewest first; Ray: each cuda cell asks for "
+            "1/N of a GPU) [default: no cap locally, a whole GPU on Ray].",
+        ),
+    ] = None,
 ) -> None:
     """Run a suite: every (algorithm, environment, seed) cell, resuming unfinished ones.
 
@@ -155,6 +164,7 @@ def run(
         console=console,
         backend=backend,
         address=address,
+        cells_per_gpu=cells_per_gpu,
         **choices,
     )
     raise typer.Exit(outcome.exit_code)

@@ -236,6 +236,11 @@ def check_hyperparameters(cls: type, hyperparams: dict[str, Any]) -> None:
     one that maxbench sets itself, or one that would write outside the cell's folder."""
     accepted = constructor_arguments(cls)
     for name in hyperparams:
+        if name == "device":
+            raise UserInputError(
+                "hyperparameter 'device' is set by the suite's 'device' key (or the algorithm's): "
+                "device: cuda, beside 'seeds' or 'algo'"
+            )
         if name in RESERVED_ARGUMENTS:
             raise UserInputError(
                 f"hyperparameter {name!r} is set by maxbench (policy, env and seed come from the "

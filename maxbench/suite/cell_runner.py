@@ -219,7 +219,9 @@ class CellRun:
             action_dim = int(np.prod(env.action_space.shape or (1,)))
             kwargs = convert_hyperparameters(self.cell.hyperparams, action_dim, algorithm=cls)
             kwargs.setdefault("verbose", 0)
-            model = cls(self.cell.policy, env, seed=self.cell.seed, **kwargs)
+            model = cls(
+                self.cell.policy, env, seed=self.cell.seed, device=self.cell.device, **kwargs
+            )
             if previous is None or previous:
                 self.log.warning("no usable checkpoint: restarting from scratch")
             return model, 0, []
@@ -233,7 +235,9 @@ class CellRun:
             for key, value in convert_hyperparameters(self.cell.hyperparams, action_dim).items()
             if key in ("action_noise",)
         }
-        model = cls.load(found.model_path, env=env, custom_objects=custom or None)
+        model = cls.load(
+            found.model_path, env=env, device=self.cell.device, custom_objects=custom or None
+        )
         if found.replay_buffer_path is not None:
             model.load_replay_buffer(found.replay_buffer_path)
         ckpt.restore_rng_state(found.rng)

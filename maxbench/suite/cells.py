@@ -41,6 +41,7 @@ class Cell:
     n_envs: int
     checkpoint_every: int
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
 
     @property
     def key(self) -> str:
@@ -125,6 +126,7 @@ def pair_cells(suite: Suite, name: str) -> list[Cell]:
                     eval_deterministic=suite.evaluation.deterministic,
                     n_envs=suite.n_envs,
                     checkpoint_every=suite.checkpoint_interval,
+                    device=algo.device or suite.device,
                 )
             )
     return cells

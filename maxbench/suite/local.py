@@ -29,6 +29,7 @@ from maxbench.results.layout import (
     read_cell,
 )
 from maxbench.suite.cells import Cell
+from maxbench.suite.gpus import SPREAD_DEVICES, GpuSlots, visible_gpu_ids
 from maxbench.suite.plan import RETRY, PlannedCell
 from maxbench.suite.worker import EXIT_BUSY, cell_process_main, set_thread_environment
 
@@ -49,6 +50,7 @@ class ProgressSink(Protocol):
 class _Running:
     planned: PlannedCell
     process: Any
+    gpu: int | None = None  # its index in the run's GpuSlots, when it was given a GPU
 
 
 def record_outcome(
@@ -101,12 +103,17 @@ def run_local(
     workers: int,
     threads: int = 1,
     sink: ProgressSink | None = None,
+    cells_per_gpu: int | None = None,
 ) -> dict[str, str]:
     """Run the runnable cells of ``planned``; return ``{cell key: final status}``.
 
+    On a machine with GPUs, each cell on ``auto`` or ``cuda`` is given the GPU with the fewest
+    of the run's cells (:mod:`maxbench.suite.gpus`), at most ``cells_per_gpu`` at once.
     Raises KeyboardInterrupt after the workers have stopped when interrupted.
     """
     todo = deque(p for p in planned if p.runnable)
+    spread = any(p.cell.device in SPREAD_DEVICES for p in todo)
+    slots = GpuSlots(visible_gpu_ids() if spread else [], cells_per_gpu)
     context = multiprocessing.get_context("spawn")
     reports = context.Queue()
     running: dict[str, _Running] = {}
@@ -116,14 +123,26 @@ def run_local(
     try:
         while todo or running:
             while todo and len(running) < max(1, workers):
+                gpu = None
+                if slots.wants_gpu(todo[0].cell.device):
+                    gpu = slots.take()
+                    if gpu is None:  # every GPU has its cells_per_gpu: wait for one to end
+                        break
                 item = todo.popleft()
                 process = context.Process(
                     target=cell_process_main,
-                    args=(item.cell.to_dict(), str(out), threads, reports, item.action == RETRY),
+                    args=(
+                        item.cell.to_dict(),
+                        str(out),
+                        threads,
+                        reports,
+                        item.action == RETRY,
+                        None if gpu is None else slots.ids[gpu],
+                    ),
                     name=f"maxbench:{item.cell.key}",
                 )
                 process.start()
-                running[item.cell.key] = _Running(item, process)
+                running[item.cell.key] = _Running(item, process, gpu)
                 if sink:
                     sink.cell_started(item)
             _drain(reports, sink, timeout=0.25)
@@ -135,6 +154,8 @@ def run_local(
                 status, run = record_outcome(entry.planned, out, entry.process.exitcode)
                 outcomes[key] = status
                 del running[key]
+                if entry.gpu is not None:
+                    slots.give_back(entry.gpu)
                 if sink:
                     sink.cell_ended(entry.planned, status, run)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ a typo cannot ask for a billion cells: the bounds are the ``MAX_*`` constants be
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -90,6 +91,25 @@ def _check_seeds(value: Any) -> int | list[int]:
         return whole_number(value, 1, MAX_SEED_COUNT)
     except PydanticCustomError as err:
         raise _value_error(f"a count of seeds {err.message()}") from None
+
+
+#: What a ``device`` key accepts: torch's device names for a process's model.
+DEVICE_PATTERN = re.compile(r"(auto|cpu|cuda(:[0-9]{1,3})?)")
+
+
+def _check_device(value: Any) -> Any:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (None: not set here)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
+        raise _value_error(
+            f"device must be auto, cpu, cuda or cuda:N (got {show_value(value)}); auto is CUDA "
+            "when torch sees a GPU, else the CPU"
+        )
+    return value
+
+
+Device = Annotated[str, BeforeValidator(_check_device)]
 
 
 def _same_folder(names: list[str], what: str) -> None:
@@ -190,6 +210,9 @@ class AlgorithmSpec(StrictModel):
 
     algo: str | None = Field(None, description="registry name or module:Class; default: the key")
     policy: str = "MlpPolicy"
+    device: Device | None = Field(
+        None, description="torch device of this algorithm's runs; default: the suite's"
+    )
     hyperparams: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="'default' and per-environment (by label) constructor keyword arguments",
@@ -222,6 +245,9 @@ class Suite(StrictModel):
     )
     checkpoint_every: Steps | None = Field(
         None, description="env steps between checkpoints; default: evaluation.every"
+    )
+    device: Device = Field(
+        "auto", description="torch device of every run: auto, cpu, cuda or cuda:N"
     )
 
     @field_validator("algorithms", mode="before")

@@ -74,6 +74,7 @@ class _Job:
                 cell["policy"],
                 cell["hyperparams"],
                 cell["seed"],
+                cell.get("device", "auto"),
             ]
         return json.dumps(parts, sort_keys=True, default=repr)
 
@@ -340,6 +341,9 @@ def check_model(cell: Cell) -> str | None:
     from maxbench.suite.environments import training_env
     from maxbench.suite.hyperparams import convert_hyperparameters
 
+    problem = device_problem(cell.device)
+    if problem is not None:
+        return problem
     env = None
     cls: type | None = None
     try:
@@ -348,7 +352,8 @@ def check_model(cell: Cell) -> str | None:
         action_dim = int(np.prod(env.action_space.shape or (1,)))
         kwargs = convert_hyperparameters(cell.hyperparams, action_dim, algorithm=cls)
         kwargs.update(_cheap_overrides(kwargs, constructor_arguments(cls)))
-        model = cls(cell.policy, env, seed=cell.seed, **kwargs)
+        device = "cpu" if cell.device == "auto" else cell.device  # auto: checked cheaply
+        model = cls(cell.policy, env, seed=cell.seed, device=device, **kwargs)
         del model
     except UserInputError as err:
         return str(err)
@@ -363,7 +368,7 @@ def check_model(cell: Cell) -> str | None:
 
 
 def _cheap_overrides(kwargs: dict[str, Any], accepted: set[str] | None) -> dict[str, Any]:
-    """A small replay buffer, no output, and the CPU unless the suite names a device."""
+    """A small replay buffer and no output."""
     overrides: dict[str, Any] = {}
     takes = (lambda name: name in kwargs) if accepted is None else (lambda name: name in accepted)
     size = kwargs.get("buffer_size")
@@ -371,9 +376,25 @@ def _cheap_overrides(kwargs: dict[str, Any], accepted: set[str] | None) -> dict[
         overrides["buffer_size"] = min(size or PREFLIGHT_BUFFER_SIZE, PREFLIGHT_BUFFER_SIZE)
     if takes("verbose"):
         overrides["verbose"] = 0
-    if takes("device") and "device" not in kwargs:
-        overrides["device"] = "cpu"
     return overrides
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used on this machine, or None (``auto`` always can).
+
+    SB3 would silently train on the CPU when CUDA is asked for and absent: a suite that names
+    a GPU is refused instead, before anything runs.
+    """
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"device {device}: torch sees no CUDA GPU on this machine (use auto or cpu)"
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+    return None
 
 
 _ACTION_SPACE = re.compile(r"only supports \((.*?),?\) as action spaces but (.*) was provided")

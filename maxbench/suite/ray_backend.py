@@ -61,8 +61,13 @@ def run_ray(
     threads: int = 1,
     address: str | None = None,
     sink: ProgressSink | None = None,
+    cells_per_gpu: int | None = None,
 ) -> dict[str, str]:
-    """Run the runnable cells of ``planned`` as Ray tasks; return ``{cell key: status}``."""
+    """Run the runnable cells of ``planned`` as Ray tasks; return ``{cell key: status}``.
+
+    A cell on ``cuda`` (or ``cuda:N``) asks Ray for ``1 / cells_per_gpu`` of a GPU (a whole one
+    when None): Ray picks the GPU and shows the task only that one, as its ``cuda:0``.
+    """
     ray = _import_ray()
     from ray.util.queue import Empty, Queue
 
@@ -91,7 +96,8 @@ def run_ray(
     try:
         for item in planned:
             if item.runnable:
-                ref = task.remote(
+                gpus = gpu_share(item.cell.device, cells_per_gpu)
+                ref = task.options(num_gpus=gpus).remote(
                     item.cell.to_dict(), str(out), threads, reports, item.action == RETRY
                 )
                 pending[ref] = item
@@ -115,6 +121,13 @@ def run_ray(
         if started_here:
             ray.shutdown()
     return outcomes
+
+
+def gpu_share(device: str, cells_per_gpu: int | None) -> float:
+    """The share of a GPU a cell on ``device`` asks Ray for (0 for the CPU and ``auto``)."""
+    if not device.startswith("cuda"):
+        return 0.0
+    return 1.0 / (cells_per_gpu or 1)
 
 
 def _finish(

@@ -96,6 +96,7 @@ def run_suite(
     reset_damaged: bool = False,
     rerun_changed: bool = False,
     keep_changed: bool = False,
+    cells_per_gpu: int | None = None,
 ) -> SuiteOutcome:
     """Run every cell of the suite that is not finished; return the statuses and exit status.
 
@@ -125,6 +126,8 @@ def run_suite(
         raise UserInputError(f"--threads must be at least 1 (got {threads})")
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be at least 1 (got {workers})")
+    if cells_per_gpu is not None and cells_per_gpu < 1:
+        raise UserInputError(f"--cells-per-gpu must be at least 1 (got {cells_per_gpu})")
     name, planned = plan_suite(
         suite_path,
         out,
@@ -164,10 +167,23 @@ def run_suite(
                 from maxbench.suite.ray_backend import run_ray
 
                 statuses = run_ray(
-                    planned, out, workers=workers, threads=threads, address=address, sink=display
+                    planned,
+                    out,
+                    workers=workers,
+                    threads=threads,
+                    address=address,
+                    sink=display,
+                    cells_per_gpu=cells_per_gpu,
                 )
             else:
-                statuses = run_local(planned, out, workers=workers, threads=threads, sink=display)
+                statuses = run_local(
+                    planned,
+                    out,
+                    workers=workers,
+                    threads=threads,
+                    sink=display,
+                    cells_per_gpu=cells_per_gpu,
+                )
         except KeyboardInterrupt:
             interrupted = True
         finally:

@@ -50,12 +50,22 @@ def _stop_then_interrupt(signum: int, frame: Any) -> None:
 
 
 def cell_process_main(
-    cell_data: dict[str, Any], out: str, threads: int, queue: Any, retry_failed: bool = False
+    cell_data: dict[str, Any],
+    out: str,
+    threads: int,
+    queue: Any,
+    retry_failed: bool = False,
+    gpu: str | None = None,
 ) -> None:
-    """Run one cell in this (spawned) process, reporting progress on ``queue``."""
+    """Run one cell in this (spawned) process, reporting progress on ``queue``.
+
+    ``gpu``: the one GPU this cell may see (its ``CUDA_VISIBLE_DEVICES`` id), or None.
+    """
     # Ctrl-C reaches the whole process group; the parent relays it once, as SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_then_interrupt)
+    if gpu is not None:  # before torch is imported: ``cuda`` is then that GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     configure_threads(threads)
     from maxbench.results.lock import CellBusyError
     from maxbench.suite.cell_runner import run_cell
