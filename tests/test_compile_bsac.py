@@ -17,16 +17,15 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
+import compile_checks as checks
 import numpy as np
 import pytest
 import torch
+from compile_checks import eager_random, one_thread  # noqa: F401 (fixtures)
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
@@ -55,37 +54,8 @@ LOGGED = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _silent(model: BSAC) -> BSAC:
-    model.set_logger(configure(None, [""]))
-    return model
-
-
 def _model(**overrides: Any) -> BSAC:
-    return _silent(BSAC("MlpPolicy", "Pendulum-v1", seed=0, **{**TINY, **overrides}))
-
-
-def _batch(generator: torch.Generator, n: int = 16) -> ReplayBufferSamples:
-    return ReplayBufferSamples(
-        observations=torch.randn(n, 3, generator=generator),
-        actions=torch.rand(n, 1, generator=generator) * 2 - 1,
-        next_observations=torch.randn(n, 3, generator=generator),
-        dones=(torch.rand(n, 1, generator=generator) < 0.2).float(),
-        rewards=torch.randn(n, 1, generator=generator),
-    )
-
-
-def _feed(model: BSAC, batches: list[ReplayBufferSamples]) -> None:
-    """Make the replay buffer return ``batches`` in turn."""
-    queue = list(batches)
-    model.replay_buffer.sample = lambda *args, **kwargs: queue.pop(0)  # type: ignore[union-attr]
+    return checks.pendulum_model(BSAC, TINY, **overrides)
 
 
 def _trained_tensors(model: BSAC) -> list[torch.Tensor]:
@@ -99,22 +69,14 @@ def _trained_tensors(model: BSAC) -> list[torch.Tensor]:
 
 
 def _gradients(model: BSAC) -> list[torch.Tensor]:
-    return [t.grad.clone() for t in _trained_tensors(model) if t.grad is not None]
+    return checks.gradients(_trained_tensors(model))
 
 
 def _state(model: BSAC) -> list[torch.Tensor]:
-    """Every parameter, buffer and optimiser moment of the model, in a fixed order."""
-    tensors = list(model.policy.state_dict().values())
-    optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
-    if model.vdn is not None:
-        optimizers += [model.vdn.optimizer, model.actor.forward_optimizer]
-    for optimizer in optimizers:
-        if optimizer is not None:
-            for slots in optimizer.state.values():
-                tensors.extend(torch.as_tensor(slots[key]) for key in sorted(slots))
-    if model.log_ent_coef is not None:
-        tensors.append(model.log_ent_coef.detach())
-    return tensors
+    """Every parameter, buffer and optimiser moment of the model (VDN-a's too), in a fixed order."""
+    if model.vdn is None:
+        return checks.model_state(model)
+    return checks.model_state(model, model.vdn.optimizer, model.actor.forward_optimizer)
 
 
 def _forward_step(model: BSAC, observations: torch.Tensor, coefficients: torch.Tensor) -> dict:
@@ -217,76 +179,18 @@ def _reference_steps(model: BSAC, batches: list[ReplayBufferSamples]) -> dict[st
 )
 def test_the_eager_step_is_the_step_before_issue_14(options: dict[str, Any]) -> None:
     # Two models from one seed (a deep copy fails under gSDE: its noise matrix is no leaf).
-    model, reference = (_silent(_model(**options).learn(40)) for _ in range(2))
-    generator = torch.Generator().manual_seed(1)
-    batches = [_batch(generator) for _ in range(4)]
-    _feed(model, batches)
-    torch.manual_seed(9)
-    model.train(4, 16)
-    torch.manual_seed(9)
-    expected = _reference_steps(reference, batches)
-    assert model._n_updates == reference._n_updates
-    ours, theirs = _state(model), _state(reference)
-    assert len(ours) == len(theirs) > 30
-    for mine, their in zip(ours, theirs, strict=True):
-        assert torch.equal(mine, their)
-    for key, values in expected.items():
-        if values:
-            assert model.logger.name_to_value[key] == pytest.approx(np.mean(values), rel=1e-6)
-        else:
-            assert key not in model.logger.name_to_value
-
-
-def _steps_each(eager: BSAC, backend: bool | str, steps: int = 1) -> dict[str, tuple]:
-    """``steps`` steps of ``eager`` and of a copy compiled with ``backend``, same batches and
-    seed; their logged values and the gradients of the last step."""
-    compiled = _silent(copy.deepcopy(eager))
-    compiled.compile = backend  # the copy compiles its own step
-    generator = torch.Generator().manual_seed(3)
-    batches = [_batch(generator) for _ in range(steps)]
-    results = {}
-    for name, model in (("eager", eager), ("compiled", compiled)):
-        _feed(model, batches)
-        torch.manual_seed(7)
-        model.train(steps, 16)
-        results[name] = (dict(model.logger.name_to_value), _gradients(model))
-    return results
-
-
-def _assert_close_steps(results: dict[str, tuple], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        expected = results["eager"][0][key]
-        assert results["compiled"][0][key] == pytest.approx(expected, rel=1e-5), key
-    eager_grads, compiled_grads = results["eager"][1], results["compiled"][1]
-    assert len(eager_grads) == len(compiled_grads) > 0
-    for ours, theirs in zip(compiled_grads, eager_grads, strict=True):
-        scale = theirs.abs().max().clamp_min(1e-8)
-        assert ((ours - theirs).abs().max() / scale).item() < 1e-4
-
-
-def _warm_model(**options: Any) -> BSAC:
-    """A model with two eager steps behind it (optimiser state that is not the initial one)."""
-    model = _model(**options)
-    _feed(model, [_batch(torch.Generator().manual_seed(0))] * 2)
-    torch.manual_seed(5)
-    model.train(2, 16)
-    return model
+    model, reference = (checks.silent(_model(**options).learn(40)) for _ in range(2))
+    checks.assert_train_is_reference(model, reference, _reference_steps, _state, more_than=30)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("eager_random")
 def test_compiled_step_matches_the_eager_step() -> None:
-    """inductor: one step's logged values to 1e-5 and gradients to 1e-4 relative of eager's.
-
-    ``fallback_random`` through ``config.patch``: pytest's ``monkeypatch`` would delete the
-    option on undo (it restores the module's ``__dict__``), breaking later compilations.
-    """
-    import torch._inductor.config as inductor_config
-
-    eager = _warm_model()
-    with inductor_config.patch(fallback_random=True):
-        results = _steps_each(eager, True)
-    assert len(results["eager"][1]) == len(_trained_tensors(eager))  # every one has a gradient
-    _assert_close_steps(results, LOGGED)
+    """inductor: one step's logged values to 1e-5 and gradients to 1e-4 relative of eager's."""
+    eager = checks.warmed_up(_model())
+    results = checks.eager_and_compiled_steps(eager, True, gradients_of=_gradients)
+    # every trained tensor has a gradient
+    checks.assert_close_steps(results, LOGGED, n_gradients=len(_trained_tensors(eager)))
 
 
 @pytest.mark.parametrize(
@@ -299,8 +203,9 @@ def test_compiled_step_matches_the_eager_step() -> None:
 def test_aot_eager_steps_match_the_eager_steps(
     options: dict[str, Any], keys: tuple[str, ...]
 ) -> None:
-    results = _steps_each(_warm_model(**options), "aot_eager", steps=2)
-    _assert_close_steps(results, keys)
+    eager = checks.warmed_up(_model(**options))
+    results = checks.eager_and_compiled_steps(eager, "aot_eager", steps=2, gradients_of=_gradients)
+    checks.assert_close_steps(results, keys)
 
 
 class TestCompiledBSACContract(SB3Contract):
@@ -309,22 +214,13 @@ class TestCompiledBSACContract(SB3Contract):
     logger_keys = LOGGED
 
 
-@pytest.mark.parametrize(("trained", "loaded"), [("aot_eager", False), (False, "aot_eager")])
+@checks.compiled_and_eager
 def test_compiled_and_eager_models_load_into_each_other(
     tmp_path: Path, trained: bool | str, loaded: bool | str
 ) -> None:
-    model = BSAC("MlpPolicy", "Pendulum-v1", seed=0, compile=trained, **TINY)
-    model.learn(40)
-    model.save(tmp_path / "model.zip")
-    again = BSAC.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"), compile=loaded)
-    assert again.compile == loaded
-    assert type(again.replay_buffer) is (TensorReplayBuffer if loaded else ReplayBuffer)
-    observations = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_array_equal(
-        model.predict(observations, deterministic=True)[0],
-        again.predict(observations, deterministic=True)[0],
+    model, again = checks.save_load_and_train_on(
+        BSAC, TINY, tmp_path, trained, loaded, eager_buffer=ReplayBuffer
     )
-    again.learn(20, reset_num_timesteps=False)  # and trains on
     if loaded:  # the saved optimiser states carry the eager kernels: compiled, multi-tensor
         optimizers = [again.actor.optimizer, again.critic.optimizer, again.vdn.optimizer]
         assert all(optimizer.param_groups[0]["foreach"] is True for optimizer in optimizers)

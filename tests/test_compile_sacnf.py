@@ -21,13 +21,11 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
+import compile_checks as checks
 import pytest
 import torch
 import zuko
-from stable_baselines3.common.logger import configure
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from compile_checks import eager_random, one_thread  # noqa: F401 (fixtures)
 
 from maxbench.algos.sacnf import SACNF
 from maxbench.algos.sacnf.flows import CompilableRQSTransform
@@ -45,44 +43,10 @@ TINY = {
 LOGGED = ("train/critic_loss", "train/actor_loss", "train/ent_coef", "train/ent_coef_loss")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TestCompiledSACNFContract(SB3Contract):
     algorithm = SACNF
     hyperparams = {**TINY, "compile": "aot_eager"}
     logger_keys = ("train/actor_loss", "train/critic_loss", "train/ent_coef", "train/ent_coef_loss")
-
-
-def _batch(generator: torch.Generator, n: int = 16) -> ReplayBufferSamples:
-    return ReplayBufferSamples(
-        observations=torch.randn(n, 3, generator=generator),
-        actions=torch.rand(n, 1, generator=generator) * 2 - 1,
-        next_observations=torch.randn(n, 3, generator=generator),
-        dones=(torch.rand(n, 1, generator=generator) < 0.2).float(),
-        rewards=torch.randn(n, 1, generator=generator),
-    )
-
-
-def _feed(model: SACNF, batch: ReplayBufferSamples) -> None:
-    model.replay_buffer.sample = lambda *args, **kwargs: batch  # type: ignore[method-assign]
-
-
-def _silent(model: SACNF) -> SACNF:
-    model.set_logger(configure(None, [""]))
-    return model
-
-
-def _gradients(model: SACNF) -> list[torch.Tensor]:
-    grads = [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]
-    if model.log_ent_coef is not None:
-        grads.append(model.log_ent_coef.grad.clone())
-    return grads
 
 
 def test_compile_off_trains_with_sb3s_sac_train(monkeypatch):
@@ -102,23 +66,19 @@ def test_compile_off_trains_with_sb3s_sac_train(monkeypatch):
 @pytest.mark.parametrize("flow_type", ["spline", "affine"])
 def test_fused_steps_run_eagerly_are_sb3s_sac_steps(ent_coef, flow_type):
     kwargs = {**TINY, "policy_kwargs": {**TINY["policy_kwargs"], "flow_type": flow_type}}
-    reference = _silent(SACNF("MlpPolicy", "Pendulum-v1", seed=0, ent_coef=ent_coef, **kwargs))
-    fused = _silent(copy.deepcopy(reference))
-    generator = torch.Generator().manual_seed(1)
-    for step in range(3):
-        batch = _batch(generator)
-        _feed(reference, batch)
-        _feed(fused, batch)
+    reference = checks.pendulum_model(SACNF, kwargs, ent_coef=ent_coef)
+    fused = checks.silent(copy.deepcopy(reference))
+    for step, batch in enumerate(checks.pendulum_batches(1, 3)):
+        checks.feed(reference, batch)
+        checks.feed(fused, batch)
         torch.manual_seed(100 + step)
         reference.train(1, 16)  # compile=False: SB3's SAC.train
         torch.manual_seed(100 + step)
         fused._train_fused(1, 16)  # the fused step, its compile off: run eagerly
-        for key in LOGGED[: 4 if ent_coef == "auto" else 3]:
-            ours, theirs = fused.logger.name_to_value[key], reference.logger.name_to_value[key]
-            assert ours == pytest.approx(theirs, rel=1e-5), key
+        keys = LOGGED[: 4 if ent_coef == "auto" else 3]
+        checks.assert_logged_close(fused.logger.name_to_value, reference.logger.name_to_value, keys)
     assert ("train/ent_coef_loss" in fused.logger.name_to_value) == (ent_coef == "auto")
-    for ours, theirs in zip(fused.policy.parameters(), reference.policy.parameters(), strict=True):
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    checks.assert_parameters_close(fused, reference)
     moved = SACNF("MlpPolicy", "Pendulum-v1", seed=0, ent_coef=ent_coef, **kwargs)
     assert any(
         not torch.equal(a, b)
@@ -127,42 +87,18 @@ def test_fused_steps_run_eagerly_are_sb3s_sac_steps(ent_coef, flow_type):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("eager_random")
 def test_compiled_step_matches_sb3s_step():
     """inductor against SB3's ``SAC.train``: one step's logged values to 1e-5 and gradients to
     1e-4 relative."""
     import torch._dynamo
-    import torch._inductor.config as inductor_config
 
     torch._dynamo.reset()  # no cache entries left by other tests' models
-    with inductor_config.patch(fallback_random=True):
-        results = _sb3_and_inductor_steps()
+    eager = checks.warmed_up(checks.pendulum_model(SACNF, TINY))
+    results = checks.eager_and_compiled_steps(eager, True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
-    for key in LOGGED:
-        assert results["compiled"][0][key] == pytest.approx(results["eager"][0][key], rel=1e-5)
-    eager_grads, compiled_grads = results["eager"][1], results["compiled"][1]
-    assert len(eager_grads) == len(compiled_grads) == results["eager"][2]
-    for ours, theirs in zip(compiled_grads, eager_grads, strict=True):
-        scale = theirs.abs().max().clamp_min(1e-8)
-        assert ((ours - theirs).abs().max() / scale).item() < 1e-4
-
-
-def _sb3_and_inductor_steps() -> dict[str, tuple]:
-    """One SB3 ``SAC.train`` step and one inductor-compiled fused step, from the same state."""
-    eager = _silent(SACNF("MlpPolicy", "Pendulum-v1", seed=0, **TINY))
-    _feed(eager, _batch(torch.Generator().manual_seed(0)))
-    torch.manual_seed(5)
-    eager.train(2, 16)  # optimiser state that is not the initial one
-    compiled = _silent(copy.deepcopy(eager))
-    compiled.compile = True  # the copy compiles its own step
-    batch = _batch(torch.Generator().manual_seed(3))
-    results = {}
-    for name, model in (("eager", eager), ("compiled", compiled)):
-        _feed(model, batch)
-        torch.manual_seed(7)
-        model.train(1, 16)
-        n_trained = len([*model.actor.parameters(), *model.critic.parameters()]) + 1  # + log α
-        results[name] = (dict(model.logger.name_to_value), _gradients(model), n_trained)
-    return results
+    n_trained = len([*eager.actor.parameters(), *eager.critic.parameters()]) + 1  # + log α
+    checks.assert_close_steps(results, LOGGED, n_gradients=n_trained)
 
 
 def test_the_compiled_spline_construction_is_zukos(monkeypatch):
@@ -188,19 +124,9 @@ def test_the_compiled_spline_construction_is_zukos(monkeypatch):
         torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("trained", "loaded"), [("aot_eager", False), (False, "aot_eager")])
+@checks.compiled_and_eager
 def test_compiled_and_eager_models_load_into_each_other(tmp_path: Path, trained, loaded):
-    model = SACNF("MlpPolicy", "Pendulum-v1", seed=0, compile=trained, **TINY)
-    model.learn(40)
-    model.save(tmp_path / "model.zip")
-    again = SACNF.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"), compile=loaded)
-    assert again.compile == loaded
-    observations = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_array_equal(
-        model.predict(observations, deterministic=True)[0],
-        again.predict(observations, deterministic=True)[0],
-    )
-    again.learn(20, reset_num_timesteps=False)  # and trains on
+    model, again = checks.save_load_and_train_on(SACNF, TINY, tmp_path, trained, loaded)
     assert again._n_updates > model._n_updates
 
 

@@ -14,15 +14,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
+import compile_checks as checks
 import pytest
 import torch
-from stable_baselines3.common.logger import configure
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from compile_checks import eager_random, one_thread  # noqa: F401 (fixtures)
 
 from maxbench.algos.sql import SQL, min_q_over_particles
 from maxbench.algos.sql.sql import stein_scores
@@ -45,79 +42,24 @@ AUTHORS = {"value_estimator": "particles", "stein_draws": "independent", "sample
 LOGGED = ("train/critic_loss", "train/actor_loss", "train/soft_value")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TestCompiledSQLContract(SB3Contract):
     algorithm = SQL
     hyperparams = {**TINY, "compile": "aot_eager"}
     logger_keys = ("train/actor_loss", "train/critic_loss", "train/ent_coef", "train/soft_value")
 
 
-def _batch(generator: torch.Generator, n: int = 16) -> ReplayBufferSamples:
-    return ReplayBufferSamples(
-        observations=torch.randn(n, 3, generator=generator),
-        actions=torch.rand(n, 1, generator=generator) * 2 - 1,
-        next_observations=torch.randn(n, 3, generator=generator),
-        dones=(torch.rand(n, 1, generator=generator) < 0.2).float(),
-        rewards=torch.randn(n, 1, generator=generator),
-    )
-
-
-def _feed(model: SQL, batch: ReplayBufferSamples) -> None:
-    model.replay_buffer.sample = lambda *args, **kwargs: batch  # type: ignore[method-assign]
-
-
-def _silent(model: SQL) -> SQL:
-    model.set_logger(configure(None, [""]))
-    return model
-
-
-def _gradients(model: SQL) -> list[torch.Tensor]:
-    return [p.grad.clone() for p in model.policy.parameters() if p.grad is not None]
-
-
 @pytest.mark.slow
+@pytest.mark.usefixtures("eager_random")
 def test_compiled_step_matches_the_eager_step():
     """inductor: one step's logged values to 1e-5 and gradients to 1e-4 relative of eager's."""
     import torch._dynamo
-    import torch._inductor.config as inductor_config
 
     torch._dynamo.reset()  # no cache entries left by other tests' models
-    with inductor_config.patch(fallback_random=True):
-        results = _eager_and_inductor_steps()
+    eager = checks.warmed_up(checks.pendulum_model(SQL, TINY))
+    results = checks.eager_and_compiled_steps(eager, True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
-    for key in LOGGED:
-        assert results["compiled"][0][key] == pytest.approx(results["eager"][0][key], rel=1e-5)
-    eager_grads, compiled_grads = results["eager"][1], results["compiled"][1]
-    assert len(eager_grads) == len(compiled_grads) == len(results["eager"][2])
-    for ours, theirs in zip(compiled_grads, eager_grads, strict=True):
-        scale = theirs.abs().max().clamp_min(1e-8)
-        assert ((ours - theirs).abs().max() / scale).item() < 1e-4
-
-
-def _eager_and_inductor_steps() -> dict[str, tuple]:
-    """One step of a model and of its inductor-compiled copy, from the same state and noise."""
-    eager = _silent(SQL("MlpPolicy", "Pendulum-v1", seed=0, **TINY))
-    _feed(eager, _batch(torch.Generator().manual_seed(0)))
-    torch.manual_seed(5)
-    eager.train(2, 16)  # optimiser state that is not the initial one
-    compiled = _silent(copy.deepcopy(eager))
-    compiled.compile = True  # the copy compiles its own step
-    batch = _batch(torch.Generator().manual_seed(3))
-    results = {}
-    for name, model in (("eager", eager), ("compiled", compiled)):
-        _feed(model, batch)
-        torch.manual_seed(7)
-        model.train(1, 16)
-        trained = [*model.actor.parameters(), *model.critic.parameters()]
-        results[name] = (dict(model.logger.name_to_value), _gradients(model), trained)
-    return results
+    trained = [*eager.actor.parameters(), *eager.critic.parameters()]
+    checks.assert_close_steps(results, LOGGED, n_gradients=len(trained))
 
 
 def test_stein_scores_are_autograd_scores():
@@ -144,32 +86,19 @@ def test_the_aot_eager_steps_are_the_eager_steps(options):
     """Two steps from the same state: ``aot_eager`` runs the eager mathematics (same values)."""
     models = {}
     for backend in (False, "aot_eager"):
-        model = _silent(SQL("MlpPolicy", "Pendulum-v1", seed=0, compile=backend, **TINY, **options))
-        _feed(model, _batch(torch.Generator().manual_seed(4)))
+        model = checks.pendulum_model(SQL, TINY, compile=backend, **options)
+        checks.feed(model, checks.pendulum_batches(4)[0])
         torch.manual_seed(9)
         model.train(2, 16)
         models[backend] = model
     eager, compiled = models[False], models["aot_eager"]
-    for key in LOGGED:
-        ours, theirs = compiled.logger.name_to_value[key], eager.logger.name_to_value[key]
-        assert ours == pytest.approx(theirs, rel=1e-5), key
-    for ours, theirs in zip(compiled.policy.parameters(), eager.policy.parameters(), strict=True):
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    checks.assert_logged_close(compiled.logger.name_to_value, eager.logger.name_to_value, LOGGED)
+    checks.assert_parameters_close(compiled, eager)
 
 
-@pytest.mark.parametrize(("trained", "loaded"), [("aot_eager", False), (False, "aot_eager")])
+@checks.compiled_and_eager
 def test_compiled_and_eager_models_load_into_each_other(tmp_path: Path, trained, loaded):
-    model = SQL("MlpPolicy", "Pendulum-v1", seed=0, compile=trained, **TINY)
-    model.learn(40)
-    model.save(tmp_path / "model.zip")
-    again = SQL.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"), compile=loaded)
-    assert again.compile == loaded
-    observations = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_array_equal(
-        model.predict(observations, deterministic=True)[0],
-        again.predict(observations, deterministic=True)[0],
-    )
-    again.learn(20, reset_num_timesteps=False)  # and trains on
+    model, again = checks.save_load_and_train_on(SQL, TINY, tmp_path, trained, loaded)
     assert again._n_updates > model._n_updates
 
 
