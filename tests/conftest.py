@@ -13,6 +13,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
+# pytest-xdist workers inherit COLUMNS=80 / LINES=24 from the terminal emulation of their
+# controller; maxbench's console would then wrap the CLI's output at 80 columns in the tests that
+# read it (unlike a single pytest process, where piped output gets 120). The tests see what a
+# user piping the output sees.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 
 def write_suite(folder: Path, name: str = "tiny", **overrides: Any) -> Path:
     """Write a small valid suite (SAC on the multi-goal env) with top-level ``overrides``."""
