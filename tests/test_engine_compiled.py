@@ -121,3 +121,18 @@ def test_tuned_adam_takes_the_same_steps():
             optimizer.step()
     for ours, theirs in zip(twin.parameters(), network.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_compile_seconds_counts_compilation_only() -> None:
+    """The process's compilation clock grows when a new function is compiled (its forward and
+    its lazily compiled backward), and not when compiled code merely runs."""
+    from maxbench.engine.compiled import compile_seconds
+
+    stepper = Stepper("aot_eager")
+    before = compile_seconds()
+    stepper.step()
+    compiled = compile_seconds()
+    assert compiled > before
+    for _ in range(3):
+        stepper.step()
+    assert compile_seconds() == compiled

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
+import torch
 from test_report import invoke, write_run
 
 from maxbench.errors import UserInputError
 from maxbench.provenance import cpu_model
 from maxbench.report.runtime import (
     MUJOCO_SHAPES,
+    check_latency_device,
     default_latency_algorithms,
+    latency_model,
     latency_shapes,
     read_latency_tables,
     throughput_table,
 )
-from maxbench.results.loader import load_results
+from maxbench.results.atomic import write_json_atomic
+from maxbench.results.loader import compile_mode, load_results
 
 
 def linear(inputs: int, outputs: int) -> int:
@@ -122,16 +127,19 @@ def test_throughput_table(tmp_path: Path) -> None:
         write_run(tmp_path, "a", "TaskA-v0", seed)
     runs = load_results(tmp_path).runs.assign(method=lambda f: f["algo"])
     table = throughput_table(runs)
-    assert table.columns[:5] == ["algo", "env", "runs", "env steps", "steps/s"]
-    # env_steps_per_s is 100 + seed in the synthetic run.json files
+    assert table.columns[:6] == ["algo", "env", "runs", "compile", "env steps", "steps/s"]
+    # env_steps_per_s is 100 + seed in the synthetic run.json files, which predate compile_time_s
+    # (an eager run's compilation is 0)
     assert table.rows == [
         [
             "a",
             "TaskA-v0",
             "2",
+            "eager",
             "3,000",
             "100.5 ± 0.5",
             "29.9 ± 0.1",
+            "0.0 ± 0.0",
             "30.9 ± 0.1",
             "Test CPU",
             "cpu",
@@ -139,3 +147,125 @@ def test_throughput_table(tmp_path: Path) -> None:
         ]
     ]
     assert table.data.loc[0, "env_steps_per_s_mean"] == pytest.approx(100.5)
+
+
+def _compiled_run(folder: Path, compile_value: object, compile_s: float) -> None:
+    """Make a synthetic run a compiled one: the option in its spec, compilation in its timings
+    (the runner's steady throughput: env steps / (train time − compile time))."""
+    path = folder / "run.json"
+    run = json.loads(path.read_text())
+    run["spec"]["hyperparams"] = {"compile": compile_value}
+    timings = run["timings"]
+    timings["compile_time_s"] = compile_s
+    timings["env_steps_per_s"] = round(
+        timings["env_steps"] / (timings["train_time_s"] - compile_s), 2
+    )
+    write_json_atomic(path, run)
+
+
+def test_throughput_table_reports_compilation_apart(tmp_path: Path) -> None:
+    for seed, compile_s in ((0, 10.0), (1, 12.0)):
+        _compiled_run(write_run(tmp_path, "fast", "TaskA-v0", seed), True, compile_s)
+    write_run(tmp_path, "slow", "TaskA-v0", 0)
+    runs = load_results(tmp_path).runs.assign(method=lambda f: f["algo"])
+    assert sorted(runs["compile"]) == ["eager", "inductor", "inductor"]
+    table = throughput_table(runs)
+    by_algo = {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
+    assert by_algo["fast"]["compile"] == "inductor"
+    assert by_algo["fast"]["compile s"] == "11.0 ± 1.0"
+    # 3000 steps in 3000/100 = 30 s of training of which 10 s compiling: 150 steps/s steady;
+    # seed 1: 3000 / (3000/101 − 12)
+    steady = [3000 / (30.0 - 10.0), 3000 / (3000 / 101 - 12.0)]
+    mean = sum(steady) / 2
+    assert table.data.set_index("method").loc["fast", "env_steps_per_s_mean"] == pytest.approx(
+        mean, abs=0.01
+    )
+    assert table.data.set_index("method").loc["fast", "compile_time_s_mean"] == 11.0
+    assert by_algo["slow"]["compile"] == "eager" and by_algo["slow"]["compile s"] == "0.0"
+    assert "compile time" in table.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("hyperparams", "expected"),
+    [
+        ({}, "eager"),
+        ({"compile": False}, "eager"),
+        ({"compile": True}, "inductor"),
+        ({"compile": "aot_eager"}, "aot_eager"),
+        (None, "eager"),
+    ],
+)
+def test_compile_mode(hyperparams: object, expected: str) -> None:
+    assert compile_mode(hyperparams) == expected
+
+
+def test_latency_models_compile_where_they_can() -> None:
+    shape = latency_shapes([2], [3])[0]
+    assert latency_model("softgac", shape, compile=True).compile is True
+    assert latency_model("softgac", shape).compile is False
+    sac = latency_model("sac", shape, compile=True)  # SB3's own: no such option, stays eager
+    assert not hasattr(sac, "compile")
+    assert str(sac.device) == "cpu"
+
+
+def test_latency_table_records_device_and_compile(tmp_path: Path) -> None:
+    out = tmp_path / "latency"
+    args = ["--algos", "sac,softgac", "--dims", "2", "--obs", "3", "--calls", "3"]
+    result = invoke("latency", *args, "--warmup", "1", "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    with open(out / "latency.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["algo"], r["device"], r["compile"]) for r in rows] == [
+        ("sac", "cpu", "eager"),
+        ("softgac", "cpu", "eager"),
+    ]
+    table = read_latency_tables(out)
+    assert table is not None
+    assert [(r.device, r.compile) for r in table.results] == [("cpu", "eager")] * 2
+    assert "| sac | obs 3 / act 2 | 3 | 2 | cpu | eager |" in (out / "latency.md").read_text()
+
+
+def test_latency_json_before_device_and_compile_reads(tmp_path: Path) -> None:
+    """A latency.json written before the device and compile fields still loads (as CPU, eager)."""
+    result = {
+        "algo": "sac",
+        "env": "Hopper-v5",
+        "obs": 11,
+        "act": 3,
+        "median_ms": 0.2,
+        "p25_ms": 0.1,
+        "p75_ms": 0.3,
+        "calls": 10,
+        "policy_params": 100,
+        "actor_params": 50,
+    }
+    meta = {
+        "machine": "m",
+        "threads": 1,
+        "torch": "2",
+        "warmup": 1,
+        "calls": 10,
+        "results": [result],
+    }
+    write_json_atomic(tmp_path / "latency.json", meta)
+    table = read_latency_tables(tmp_path)
+    assert table is not None
+    assert (table.results[0].device, table.results[0].compile) == ("cpu", "eager")
+    write_json_atomic(tmp_path / "latency.json", {**meta, "results": [{**result, "device": 1}]})
+    with pytest.raises(UserInputError, match="'device' is 1, not a str"):
+        read_latency_tables(tmp_path)
+
+
+@pytest.mark.parametrize("device", ["auto", "gpu", "cuda:x", "cuda:99"])
+def test_latency_device_refused(device: str) -> None:
+    result = invoke("latency", "--algos", "sac", "--dims", "2", "--device", device)
+    assert result.exit_code == 2, result.output
+    assert "--device" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_latency_cuda_without_gpu_is_refused() -> None:
+    with pytest.raises(UserInputError, match="torch sees no CUDA GPU.*use --device cpu"):
+        check_latency_device("cuda")
+    assert check_latency_device(" CPU ") == "cpu"

@@ -143,3 +143,37 @@ def test_rerunning_a_finished_suite_changes_nothing(suite_writer, tmp_path: Path
     assert run["timings"]["env_steps_per_s"] > 0
     for key in ("python", "packages", "git_revision", "host", "cpu", "device"):
         assert key in run["provenance"]
+
+
+def test_compilation_is_timed_apart_from_training(tmp_path: Path) -> None:
+    """A compiled cell's run.json reports its compilation (compile_time_s, part of train_time_s)
+    and a steady-state throughput without it; an eager cell compiles nothing (issue 14)."""
+    from conftest import tiny_cell
+
+    hyperparams = {
+        "learning_starts": 50,
+        "batch_size": 32,
+        "buffer_size": 5000,
+        "policy_kwargs": {"net_arch": [16, 16]},
+    }
+    compiled = tiny_cell(
+        algo="sac-engine",
+        algo_target="maxbench.algos.engine_sac:EngineSAC",
+        hyperparams={**hyperparams, "compile": "aot_eager"},
+    )
+    eager = tiny_cell(
+        algo="sac-engine-eager",
+        algo_target="maxbench.algos.engine_sac:EngineSAC",
+        hyperparams=hyperparams,
+    )
+    for cell in (compiled, eager):
+        assert run_cell(cell, tmp_path) == "finished"
+    timings = read_run_json(compiled.folder(tmp_path))["timings"]
+    assert 0.0 < timings["compile_time_s"] < timings["train_time_s"]
+    steady = timings["env_steps"] / (timings["train_time_s"] - timings["compile_time_s"])
+    assert timings["env_steps_per_s"] == pytest.approx(steady, rel=1e-3)
+    eager_timings = read_run_json(eager.folder(tmp_path))["timings"]
+    assert eager_timings["compile_time_s"] == 0.0
+    assert eager_timings["env_steps_per_s"] == pytest.approx(
+        eager_timings["env_steps"] / eager_timings["train_time_s"], rel=1e-3
+    )

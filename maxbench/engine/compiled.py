@@ -10,6 +10,8 @@
   over all parameters (SB3's ``polyak_update`` loops over them one by one).
 * :class:`DeviceMeans`: logged values summed on the device and read once, at logging time, so a
   gradient step never waits for the host (no ``.item()`` per step).
+* :func:`compile_seconds`: how long this process has spent compiling, so that a run can report
+  compilation apart from its steady-state throughput.
 
 It knows no algorithm (DESIGN.md: algos → engine).
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DeviceMeans", "compile_step", "polyak_", "tune_optimizer"]
+__all__ = ["DeviceMeans", "compile_seconds", "compile_step", "polyak_", "tune_optimizer"]
 
 
 def compile_step(
@@ -47,6 +49,27 @@ def compile_step(
     if torch.device(device).type == "cuda":
         return torch.compile(function, mode="reduce-overhead", dynamic=False)
     return torch.compile(function, dynamic=False)
+
+
+def compile_seconds() -> float:
+    """Wall-clock seconds this process has spent in ``torch.compile`` so far.
+
+    Dynamo's own cumulative clock (``torch._dynamo.utils.calculate_time_spent``): every frame
+    compiled (tracing, AOTAutograd, inductor's code generation and C++ build) and every backward
+    graph compiled lazily at its first ``backward``. The difference across a stretch of training
+    is the compilation it paid for; 0.0 when nothing was compiled, and where a torch without that
+    clock is installed.
+    """
+    try:
+        from torch._dynamo.utils import calculate_time_spent
+
+        spent = calculate_time_spent()
+    except (ImportError, AttributeError):  # a private API: an older or newer torch
+        return 0.0
+    total = spent.get("total_wall_time")
+    if total is None:  # the sum it stands for, should a torch name it differently
+        total = spent.get("entire_frame_compile", 0.0) + spent.get("entire_backward_compile", 0.0)
+    return float(total)
 
 
 #: Compilations of one function (one per model and shape) before dynamo silently runs it eagerly.

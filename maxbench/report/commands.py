@@ -132,6 +132,22 @@ def latency(
     calls: Annotated[int, typer.Option("--calls", help="Timed predict calls per cell.")] = 1000,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first.")] = 100,
     threads: Annotated[int, typer.Option("--threads", "-t", help="Torch threads.")] = 1,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="Where the models run: cpu, cuda or cuda:N (on CUDA the time includes the "
+            "action's copy back to the host, as predict returns numpy).",
+        ),
+    ] = "cpu",
+    compile_models: Annotated[
+        bool,
+        typer.Option(
+            "--compile/--no-compile",
+            help="Build every algorithm that has the compile option with compile=True (the "
+            "warm-up calls compile; SB3's own algorithms stay eager).",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Write latency.csv/.md/.tex here (default: print only)."),
@@ -165,6 +181,8 @@ def latency(
         warmup=warmup,
         threads=threads,
         log=lambda text: console.print(text, markup=False),
+        device=device,
+        compile=compile_models,
     )
     console.print(table.rich_table())
     if out is not None:

@@ -7,6 +7,10 @@
   observation (batch 1), as the median of many calls after a warm-up, and the parameter counts,
   for each algorithm at the observation/action sizes of Hopper, Walker2d, HalfCheetah and Ant.
   The time includes SB3's numpy/torch conversions in ``predict``: what a user of the model pays.
+  Each row records the device the model ran on (``--device``; on CUDA the time includes the copy
+  of the action back to the host, as ``predict`` returns numpy) and its compile mode (``--compile``
+  builds every algorithm that has the option with ``compile=True``; SB3's own have none and stay
+  eager).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxbench.devices import DEVICE_PATTERN, device_problem
 from maxbench.errors import UserInputError
 from maxbench.report.tables import ReportTable, format_number
 from maxbench.results.atomic import write_json_atomic
@@ -157,10 +162,19 @@ class LatencyResult:
     calls: int
     policy_params: int
     actor_params: int | None
+    device: str = "cpu"
+    compile: str = "eager"
 
 
-def latency_model(name: str, shape: LatencyShape) -> Any:
-    """``name`` built for timing: its registry preset, ``seed=0``, CPU, on a Box env of ``shape``.
+def latency_model(
+    name: str,
+    shape: LatencyShape,
+    *,
+    device: str = "cpu",
+    compile: bool = False,  # noqa: A002  (the algorithms' option of that name)
+) -> Any:
+    """``name`` built for timing: its registry preset, ``seed=0``, on ``device``, on a Box env of
+    ``shape``; with ``compile``, ``compile=True`` where the algorithm has that option.
 
     Off-policy algorithms get a 1 000-transition replay buffer (``predict`` never uses it; the
     default 10^6 would allocate gigabytes for Ant's 105-dimensional observations).
@@ -172,21 +186,62 @@ def latency_model(name: str, shape: LatencyShape) -> Any:
     accepted = constructor_arguments(cls)
     if accepted is None or "buffer_size" in accepted:
         kwargs.setdefault("buffer_size", 1000)
+    if compile and accepted is not None and "compile" in accepted:
+        kwargs["compile"] = True
     kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("device", "cpu")
+    kwargs["device"] = device
     return cls("MlpPolicy", _box_env(shape.obs, shape.act), seed=0, **kwargs)
 
 
-def measure_latency(name: str, shape: LatencyShape, calls: int, warmup: int) -> LatencyResult:
+def _compile_label(model: Any) -> str:
+    """The model's compile mode: "eager", "inductor" (``compile=True``) or the backend named."""
+    value = getattr(model, "compile", False)
+    if value is True:
+        return "inductor"
+    return value if isinstance(value, str) and value else "eager"
+
+
+def _device_label(model: Any) -> str:
+    """``cpu``, or ``cuda:N`` with the GPU's index."""
+    import torch
+
+    device = torch.device(model.device)
+    if device.type == "cuda":
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return device.type
+
+
+def check_latency_device(device: str) -> str:
+    """``device`` when it is ``cpu``, ``cuda`` or ``cuda:N`` and this machine has it; else bad
+    input (``auto`` is refused: a latency table names the device it measured)."""
+    text = device.strip().lower()
+    if text == "auto" or not DEVICE_PATTERN.fullmatch(text):
+        raise UserInputError(f"--device must be cpu, cuda or cuda:N, not '{device}'")
+    problem = device_problem(text, instead="use --device cpu")
+    if problem is not None:
+        raise UserInputError(f"--{problem}")
+    return text
+
+
+def measure_latency(
+    name: str,
+    shape: LatencyShape,
+    calls: int,
+    warmup: int,
+    *,
+    device: str = "cpu",
+    compile: bool = False,  # noqa: A002
+) -> LatencyResult:
     """Build ``name`` on a Box env of ``shape`` and time ``predict`` on one observation.
 
     The model is built with its registry preset, ``seed=0`` and, for off-policy algorithms, a
     1 000-transition replay buffer (the buffer is never used by ``predict``; the default 10^6
-    would allocate gigabytes for Ant's 105-dimensional observations).
+    would allocate gigabytes for Ant's 105-dimensional observations), on ``device``, compiled
+    where ``compile`` is asked and the algorithm can be (the warm-up calls compile).
     """
     import torch
 
-    model = latency_model(name, shape)
+    model = latency_model(name, shape, device=device, compile=compile)
     observation = np.random.default_rng(0).standard_normal(shape.obs).astype(np.float32)
     with torch.no_grad():
         for _ in range(warmup):
@@ -209,6 +264,8 @@ def measure_latency(name: str, shape: LatencyShape, calls: int, warmup: int) -> 
         calls=calls,
         policy_params=_parameter_count(model.policy, skip_targets=True),
         actor_params=_parameter_count(actor) if actor is not None else None,
+        device=_device_label(model),
+        compile=_compile_label(model),
     )
 
 
@@ -243,6 +300,8 @@ class LatencyTable:
                 r.env,
                 str(r.obs),
                 str(r.act),
+                r.device,
+                r.compile,
                 f"{r.median_ms:.3f}",
                 f"{r.p25_ms:.3f}–{r.p75_ms:.3f}",
                 format_number(r.policy_params),
@@ -258,6 +317,8 @@ class LatencyTable:
                 "env",
                 "obs",
                 "act",
+                "device",
+                "compile",
                 "median ms",
                 "IQR ms",
                 "policy params",
@@ -272,7 +333,7 @@ class LatencyTable:
                 "one. The time includes SB3's numpy/torch conversions in predict.",
                 *self.notes,
             ],
-            align=["l", "l", "r", "r", "r", "r", "r", "r"],
+            align=["l", "l", "r", "r", "l", "l", "r", "r", "r", "r"],
         )
 
     def rich_table(self) -> Any:
@@ -295,8 +356,12 @@ def measure_latencies(
     warmup: int = 100,
     threads: int = 1,
     log: Callable[[str], None] | None = None,
+    *,
+    device: str = "cpu",
+    compile: bool = False,  # noqa: A002
 ) -> LatencyTable:
-    """Measure every algorithm at every shape with ``threads`` torch threads."""
+    """Measure every algorithm at every shape with ``threads`` torch threads, on ``device``
+    (``cpu``, ``cuda``, ``cuda:N``), compiled where ``compile`` and the algorithm allow."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)  # effective when torch is not imported yet
     import torch
@@ -306,16 +371,24 @@ def measure_latencies(
 
     for name in names:
         resolve_algorithm(name)  # unknown names fail before any timing
+    device = check_latency_device(device)
     torch.set_num_threads(threads)
     results = []
     for name in names:
         for shape in shapes:
             if log is not None:
                 log(f"timing {name} on {shape.label} (obs {shape.obs}, act {shape.act})")
-            results.append(measure_latency(name, shape, calls=calls, warmup=warmup))
+            results.append(
+                measure_latency(
+                    name, shape, calls=calls, warmup=warmup, device=device, compile=compile
+                )
+            )
+    machine = f"{cpu_model()} ({os.cpu_count()} cores)"
+    if device.startswith("cuda"):
+        machine += f", {torch.cuda.get_device_name(torch.device(device))}"
     return LatencyTable(
         results=results,
-        machine=f"{cpu_model()} ({os.cpu_count()} cores)",
+        machine=machine,
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
         warmup=warmup,
@@ -375,7 +448,11 @@ _LATENCY_TYPES: dict[str, Any] = {
     "calls": int,
     "policy_params": int,
     "actor_params": (int, type(None)),
+    "device": str,
+    "compile": str,
 }
+#: Fields a latency.json written before they existed may lack, with the value they then had.
+_LATENCY_DEFAULTS: dict[str, Any] = {"device": "cpu", "compile": "eager"}
 
 
 def _typed(data: dict[str, Any], key: str, kind: Any, default: Any = ...) -> Any:
@@ -405,7 +482,12 @@ def _latency_result(data: Any) -> LatencyResult:
     unknown = sorted(set(data) - set(_LATENCY_TYPES))
     if unknown:
         raise KeyError(f"unknown result field(s) {', '.join(unknown)}")
-    return LatencyResult(**{key: _typed(data, key, kind) for key, kind in _LATENCY_TYPES.items()})
+    return LatencyResult(
+        **{
+            key: _typed(data, key, kind, _LATENCY_DEFAULTS.get(key, ...))
+            for key, kind in _LATENCY_TYPES.items()
+        }
+    )
 
 
 def _spread(values: pd.Series, digits: int = 0) -> str:
@@ -431,27 +513,39 @@ def _unique(values: pd.Series) -> str:
     return ", ".join(found) if found else "–"
 
 
+def _compile_seconds(group: pd.DataFrame) -> pd.Series:
+    """Each run's compilation time; 0 for an eager run whose run.json predates the field."""
+    seconds = group["compile_time_s"].astype(float)
+    eager = group["compile"].fillna("eager") == "eager"
+    return seconds.where(~(eager & seconds.isna()), 0.0)
+
+
 def throughput_table(runs: pd.DataFrame) -> ReportTable:
     """Training throughput per method × env from the finished runs' run.json.
 
     ``runs`` is the loader's runs table with a ``method`` column. Env steps per second is the
-    runner's ``env_steps / train_time_s`` (evaluation time excluded); wall-clock is the whole
-    run, evaluations and checkpoints included, summed over its attempts.
+    runner's steady-state throughput, ``env_steps / (train_time_s − compile_time_s)``
+    (evaluation time excluded; a compiled model's compilation reported apart, in "compile s");
+    wall-clock is the whole run, evaluations, compilation and checkpoints included, summed over
+    its attempts.
     """
     import pandas as pd
 
     finished = runs[runs["status"] == FINISHED]
     rows, data = [], []
     for (method, env), group in finished.groupby(["method", "env"], sort=True):
+        compile_s = _compile_seconds(group)
         data.append(
             {
                 "method": method,
                 "env": env,
                 "runs": len(group),
+                "compile": _unique(group["compile"]),
                 "env_steps": float(group["env_steps"].astype(float).mean()),
                 "env_steps_per_s_mean": float(group["env_steps_per_s"].astype(float).mean()),
                 "env_steps_per_s_std": float(group["env_steps_per_s"].astype(float).std(ddof=0)),
                 "train_time_s_mean": float(group["train_time_s"].astype(float).mean()),
+                "compile_time_s_mean": float(compile_s.mean()),
                 "wall_time_s_mean": float(group["wall_time_s"].astype(float).mean()),
                 "wall_time_s_std": float(group["wall_time_s"].astype(float).std(ddof=0)),
                 "cpu": _unique(group["cpu"]),
@@ -464,9 +558,11 @@ def throughput_table(runs: pd.DataFrame) -> ReportTable:
                 method,
                 env,
                 str(len(group)),
+                _unique(group["compile"]),
                 _mean(group["env_steps"]),
                 _spread(group["env_steps_per_s"], 1),
                 _spread(group["train_time_s"], 1),
+                _spread(compile_s, 1),
                 _spread(group["wall_time_s"], 1),
                 _unique(group["cpu"]),
                 _unique(group["device"]),
@@ -480,9 +576,11 @@ def throughput_table(runs: pd.DataFrame) -> ReportTable:
             "algo",
             "env",
             "runs",
+            "compile",
             "env steps",
             "steps/s",
             "train s",
+            "compile s",
             "wall-clock s",
             "CPU",
             "device",
@@ -491,8 +589,10 @@ def throughput_table(runs: pd.DataFrame) -> ReportTable:
         rows=rows,
         data=pd.DataFrame(data),
         notes=[
-            "Mean ± std over the finished runs (run.json). steps/s = env steps / training time "
-            "(evaluations excluded); wall-clock includes evaluations and checkpoints."
+            "Mean ± std over the finished runs (run.json). steps/s = env steps / (training time "
+            "− compile time): steady-state throughput, evaluations excluded; train s includes "
+            "the compilation that compile s reports apart (torch.compile, for compile: true); "
+            "wall-clock includes evaluations and checkpoints."
         ],
-        align=["l", "l", "r", "r", "r", "r", "r", "l", "l", "r"],
+        align=["l", "l", "r", "l", "r", "r", "r", "r", "r", "l", "l", "r"],
     )

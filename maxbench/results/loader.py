@@ -5,8 +5,8 @@ output folder of ``maxbench run``, one suite below it, or a single cell). Each r
 
 - one row of :attr:`Results.runs`: its spec (suite, algorithm, environment id, seed, budget,
   evaluation protocol), its status and the run-time facts of its ``run.json`` (env steps, train,
-  evaluation and wall-clock time, env steps per second, CPU, device, torch threads, software
-  versions, the error of a failed run);
+  compilation, evaluation and wall-clock time, env steps per second, compile mode, CPU, device,
+  torch threads, software versions, the error of a failed run);
 - one row of :attr:`Results.episodes` per evaluation episode of its ``evals.csv``: tidy data
   (suite, algo, env, seed, status, timestep, wall time, episode index, return, length).
 
@@ -50,6 +50,7 @@ __all__ = [
     "EPISODE_COLUMNS",
     "RUN_COLUMNS",
     "Results",
+    "compile_mode",
     "find_run_folders",
     "load_results",
 ]
@@ -81,9 +82,11 @@ RUN_COLUMNS: tuple[str, ...] = (
     "last_timestep",
     "env_steps",
     "train_time_s",
+    "compile_time_s",
     "eval_time_s",
     "wall_time_s",
     "env_steps_per_s",
+    "compile",
     "cpu",
     "cpu_count",
     "device",
@@ -252,9 +255,11 @@ def _run_row(
         "last_timestep": evals[-1].timestep if evals else None,
         "env_steps": timings.get("env_steps"),
         "train_time_s": timings.get("train_time_s"),
+        "compile_time_s": timings.get("compile_time_s"),
         "eval_time_s": timings.get("eval_time_s"),
         "wall_time_s": timings.get("wall_time_s"),
         "env_steps_per_s": timings.get("env_steps_per_s"),
+        "compile": compile_mode(spec["hyperparams"]) if has_spec else None,
         "cpu": provenance.get("cpu"),
         "cpu_count": provenance.get("cpu_count"),
         "device": provenance.get("device"),
@@ -267,6 +272,20 @@ def _run_row(
     for package, column in _PACKAGE_COLUMNS.items():
         row[column] = packages.get(package)
     return row
+
+
+def compile_mode(hyperparams: Any) -> str:
+    """How a run's model was compiled, from its hyperparameters' ``compile`` option (issue 14).
+
+    "eager" without the option or with ``compile: false``, "inductor" for ``true`` (torch's
+    default backend), else the backend named.
+    """
+    value = hyperparams.get("compile", False) if isinstance(hyperparams, dict) else False
+    if value is True:
+        return "inductor"
+    if isinstance(value, str) and value:
+        return value
+    return "eager"
 
 
 def _json_or_none(value: Any, default: Any, has_spec: bool) -> str | None:

@@ -40,7 +40,14 @@ SPEC_FIELDS: dict[str, str] = {
     "n_envs": "count",
 }
 _TIMING_FIELDS = dict.fromkeys(
-    ("env_steps", "train_time_s", "eval_time_s", "wall_time_s", "env_steps_per_s"),
+    (
+        "env_steps",
+        "train_time_s",
+        "compile_time_s",
+        "eval_time_s",
+        "wall_time_s",
+        "env_steps_per_s",
+    ),
     "number or null",
 )
 _PROVENANCE_FIELDS = {

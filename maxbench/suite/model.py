@@ -12,12 +12,12 @@ a typo cannot ask for a billion cells: the bounds are the ``MAX_*`` constants be
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from maxbench.devices import DEVICE_PATTERN
 from maxbench.suite.identifiers import Identifier, describe_name, is_identifier
 
 MAX_SEED = 2**32 - 1  # numpy's and SB3's seed range
@@ -91,10 +91,6 @@ def _check_seeds(value: Any) -> int | list[int]:
         return whole_number(value, 1, MAX_SEED_COUNT)
     except PydanticCustomError as err:
         raise _value_error(f"a count of seeds {err.message()}") from None
-
-
-#: What a ``device`` key accepts: torch's device names for a process's model.
-DEVICE_PATTERN = re.compile(r"(auto|cpu|cuda(:[0-9]{1,3})?)")
 
 
 def _check_device(value: Any) -> Any:

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from maxbench.devices import device_problem
 from maxbench.errors import UserInputError
 from maxbench.suite.cells import Cell, pair_cells
 from maxbench.suite.model import Suite
@@ -377,24 +378,6 @@ def _cheap_overrides(kwargs: dict[str, Any], accepted: set[str] | None) -> dict[
     if takes("verbose"):
         overrides["verbose"] = 0
     return overrides
-
-
-def device_problem(device: str) -> str | None:
-    """Why ``device`` cannot be used on this machine, or None (``auto`` always can).
-
-    SB3 would silently train on the CPU when CUDA is asked for and absent: a suite that names
-    a GPU is refused instead, before anything runs.
-    """
-    if not device.startswith("cuda"):
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
-        return f"device {device}: torch sees no CUDA GPU on this machine (use auto or cpu)"
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        return f"device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
-    return None
 
 
 _ACTION_SPACE = re.compile(r"only supports \((.*?),?\) as action spaces but (.*) was provided")
