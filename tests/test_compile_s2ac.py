@@ -40,6 +40,9 @@ TINY: dict[str, Any] = {
 KEYS = ("train/actor_loss", "train/critic_loss", "train/ent_coef", "train/entropy")
 VARIANTS = {
     "phi-theta-auto": {"ent_coef": "auto", "sampler_temperature": "alpha"},
+    # the defaults' 10 particles: inductor's CPU loop split failed on this step's shapes
+    # (maxbench.engine.compiled.loop_split_guard)
+    "phi-theta-10-particles": {"n_particles": 10, "batch_size": 20},
     "phi": {"init": "fixed"},
     "phi-theta-psi": {"amortized": True},
 }
@@ -60,7 +63,12 @@ class TestCompiledAmortizedS2ACContract(SB3Contract):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "backend"),
-    [("phi-theta-auto", True), ("phi-theta-psi", True), ("phi", "aot_eager")],
+    [
+        ("phi-theta-auto", True),
+        ("phi-theta-10-particles", True),
+        ("phi-theta-psi", True),
+        ("phi", "aot_eager"),
+    ],
 )
 @pytest.mark.usefixtures("eager_random")
 def test_compiled_step_matches_the_eager_step(variant, backend):

@@ -136,3 +136,53 @@ def test_compile_seconds_counts_compilation_only() -> None:
     for _ in range(3):
         stepper.step()
     assert compile_seconds() == compiled
+
+
+class LoopNode:
+    """A stand-in for an inductor scheduler node: a loop state that can be saved and restored."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def snapshot_loop_state(self) -> str:
+        return self.state
+
+    def restore_loop_state(self, state: str) -> None:
+        self.state = state
+
+
+def test_loop_split_guard_keeps_the_nodes_when_the_split_asserts() -> None:
+    """inductor's try_loop_split (torch 2.13) asserts on fused nodes that split differently; the
+    guard gives the nodes back with their loop state as it was, and leaves a success alone."""
+    from maxbench.engine.compiled import loop_split_guard
+
+    def failing(_self: object, nodes: list[LoopNode]) -> list[LoopNode]:
+        nodes[0].state = "half-split"  # a change before the assertion is undone
+        raise AssertionError(({"y0": 2}, {"y0": 1}))
+
+    nodes = [LoopNode("a"), LoopNode("b")]
+    assert loop_split_guard(failing)(None, nodes) is nodes
+    assert [node.state for node in nodes] == ["a", "b"]
+
+    def splitting(_self: object, nodes: list[LoopNode]) -> list[LoopNode]:
+        for node in nodes:
+            node.state += "-split"
+        return nodes
+
+    assert [n.state for n in loop_split_guard(splitting)(None, nodes)] == ["a-split", "b-split"]
+
+    def broken(_self: object, nodes: list[LoopNode]) -> list[LoopNode]:
+        raise ValueError("not the known assertion")
+
+    with pytest.raises(ValueError, match="not the known assertion"):
+        loop_split_guard(broken)(None, nodes)
+
+
+def test_compiling_installs_the_loop_split_guard_once() -> None:
+    from torch._inductor.codegen.cpp import CppScheduling
+
+    compile_step(lambda x: x + 1, True, torch.device("cpu"))
+    installed = CppScheduling.try_loop_split
+    assert getattr(installed, "_maxbench_guard", False)
+    compile_step(lambda x: x + 2, True, torch.device("cpu"))
+    assert CppScheduling.try_loop_split is installed

@@ -44,6 +44,7 @@ def compile_step(
     if compile is False:
         return function
     _allow_one_compilation_per_model()
+    _guard_cpp_loop_split()
     if isinstance(compile, str):
         return torch.compile(function, backend=compile, dynamic=False)
     if torch.device(device).type == "cuda":
@@ -87,6 +88,43 @@ def _allow_one_compilation_per_model() -> None:
     config = torch._dynamo.config
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, RECOMPILE_LIMIT)
+
+
+def _guard_cpp_loop_split() -> None:
+    """Let inductor's optional CPU loop split give up instead of failing the compilation.
+
+    torch 2.13's ``CppScheduling.try_loop_split`` (an optimisation that splits a loop to avoid
+    a division in an index) asserts that every node of a fused group splits into the same
+    loop ranges, and a group whose nodes split differently aborts the whole compilation
+    (``InductorError: AssertionError: ({y0: 2, y1: 20, y2: 10, y3: 16}, {y0: 2, y1: 1, ...})``:
+    S2AC's step with 10 particles, i.e. its defaults). The assertion is raised before the pass
+    changes anything, and the pass itself gives up on other incompatible groups by keeping the
+    group as it was: so does this guard (restoring the nodes' loop state, should a later step
+    have run). Installed once per process, only when something is compiled.
+    """
+    try:
+        from torch._inductor.codegen.cpp import CppScheduling
+    except ImportError:  # a torch without inductor's C++ backend: nothing to guard
+        return
+    if not getattr(CppScheduling.try_loop_split, "_maxbench_guard", False):
+        CppScheduling.try_loop_split = loop_split_guard(CppScheduling.try_loop_split)
+
+
+def loop_split_guard(original: Callable[[Any, list[Any]], list[Any]]) -> Callable:
+    """``original`` (inductor's ``try_loop_split``), returning the nodes with their loop state
+    as it was when it raises an AssertionError (see :func:`_guard_cpp_loop_split`)."""
+
+    def try_loop_split(self: Any, nodes: list[Any]) -> list[Any]:
+        snapshots = [(node, node.snapshot_loop_state()) for node in nodes]
+        try:
+            return original(self, nodes)
+        except AssertionError:
+            for node, state in reversed(snapshots):
+                node.restore_loop_state(state)
+            return nodes
+
+    try_loop_split._maxbench_guard = True  # type: ignore[attr-defined]
+    return try_loop_split
 
 
 def tune_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
