@@ -208,6 +208,7 @@ def test_aot_eager_steps_match_the_eager_steps(
     checks.assert_close_steps(results, keys)
 
 
+@pytest.mark.slow
 class TestCompiledBSACContract(SB3Contract):
     algorithm = BSAC
     hyperparams = {**TINY, "compile": "aot_eager"}

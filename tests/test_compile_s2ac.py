@@ -48,12 +48,14 @@ VARIANTS = {
 }
 
 
+@pytest.mark.slow
 class TestCompiledS2ACContract(SB3Contract):
     algorithm = S2AC
     hyperparams = {**TINY, "ent_coef": "auto", "compile": "aot_eager"}
     logger_keys = (*KEYS, "train/ent_coef_loss")
 
 
+@pytest.mark.slow
 class TestCompiledAmortizedS2ACContract(SB3Contract):
     algorithm = S2AC
     hyperparams = {**TINY, "amortized": True, "compile": "aot_eager"}

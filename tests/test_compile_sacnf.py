@@ -43,6 +43,7 @@ TINY = {
 LOGGED = ("train/critic_loss", "train/actor_loss", "train/ent_coef", "train/ent_coef_loss")
 
 
+@pytest.mark.slow
 class TestCompiledSACNFContract(SB3Contract):
     algorithm = SACNF
     hyperparams = {**TINY, "compile": "aot_eager"}

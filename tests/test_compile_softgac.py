@@ -120,6 +120,7 @@ def test_aot_eager_steps_match_the_eager_steps(critic_type: str) -> None:
     checks.assert_close_steps(checks.eager_and_compiled_steps(eager, "aot_eager", steps=2), LOGGED)
 
 
+@pytest.mark.slow
 class TestCompiledSoftGACContract(SB3Contract):
     algorithm = SoftGAC
     hyperparams = {**TINY, "compile": "aot_eager"}

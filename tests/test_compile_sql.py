@@ -42,6 +42,7 @@ AUTHORS = {"value_estimator": "particles", "stein_draws": "independent", "sample
 LOGGED = ("train/critic_loss", "train/actor_loss", "train/soft_value")
 
 
+@pytest.mark.slow
 class TestCompiledSQLContract(SB3Contract):
     algorithm = SQL
     hyperparams = {**TINY, "compile": "aot_eager"}

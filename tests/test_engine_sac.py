@@ -41,6 +41,7 @@ class TestEngineSACContract(SB3Contract):
     logger_keys = ("train/actor_loss", "train/critic_loss", "train/ent_coef", "train/ent_coef_loss")
 
 
+@pytest.mark.slow
 class TestCompiledEngineSACContract(SB3Contract):
     algorithm = EngineSAC
     hyperparams = {**TINY, "compile": "aot_eager"}

@@ -42,6 +42,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert _quickstart_commands()[1] in ci
 
 
+def test_ci_also_runs_the_slow_tests() -> None:
+    """The README's test command leaves out the tests marked slow; CI runs them after it."""
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    slow = ".venv/bin/python -m pytest -m slow"
+    assert slow in ci and ci.index(slow) > ci.index(_quickstart_commands()[1])
+    assert f"\n{slow}\n" in (REPO / "README.md").read_text()
+    assert "-m 'not slow'" in (REPO / "pyproject.toml").read_text()
+
+
 def test_dockerfile_steps_are_the_readme_steps() -> None:
     install, run_smoke = _quickstart_commands()[0].rsplit(" && ", 1)
     dockerfile = (REPO / "Dockerfile").read_text()

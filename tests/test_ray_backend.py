@@ -31,6 +31,7 @@ def _returns(out: Path) -> dict[str, list[tuple[int, tuple[float, ...]]]]:
     }
 
 
+@pytest.mark.slow
 def test_smoke_suite_on_ray_equals_the_local_backend(tmp_path: Path, subprocess_env) -> None:
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     for out, extra in ((local, []), (on_ray, ["--backend", "ray"])):

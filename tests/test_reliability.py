@@ -62,6 +62,7 @@ def _pendulum_suite(suite_writer, budget: int = 1500, seeds: int = 2) -> Path:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_checkpoints_running_cells_then_resume(
     signum: int, suite_writer, tmp_path: Path, subprocess_env
@@ -108,6 +109,7 @@ def test_signal_checkpoints_running_cells_then_resume(
         assert run["attempts"][-1]["resumed_from"] == step
 
 
+@pytest.mark.slow
 def test_concurrent_invocations_never_train_a_cell_twice(
     suite_writer, tmp_path: Path, subprocess_env
 ) -> None:

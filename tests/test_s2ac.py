@@ -96,13 +96,33 @@ def test_analytic_energy_matches_autograd(activation, split, monkeypatch):
     # Second order (what the actor loss needs): a Hessian-vector product, against autograd's.
     v = torch.randn_like(a)
     hv, hv_ref = (
-        torch.autograd.grad((g * v).sum(), a, allow_unused=True)[0] for g in (grad, grad_ref)
+        torch.autograd.grad((g * v).sum(), a, allow_unused=True)[0] if g.requires_grad else None
+        for g in (grad, grad_ref)
     )
-    hv = torch.zeros_like(a) if hv is None else hv  # piecewise-linear activations: no curvature
+    # piecewise-linear activations: no curvature (the analytic gradient is then a constant of
+    # the actions: the critics' weights are outside autograd)
+    hv = torch.zeros_like(a) if hv is None else hv
     hv_ref = torch.zeros_like(a) if hv_ref is None else hv_ref
     if activation is nn.ELU or activation is nn.Tanh:
         assert hv.abs().max() > 1e-3  # a real check: smooth activations have curvature
     torch.testing.assert_close(hv, hv_ref, rtol=0, atol=1e-12)
+
+
+def test_the_energy_gives_the_critics_no_gradient():
+    """The critics are the sampler's fixed target (spec §1.4): a loss on the energy's values and
+    action-gradients differentiates w.r.t. the actions only, never the critics' weights (a
+    compiled actor step builds its backward for every input that requires grad)."""
+    critic = _critic(nn.ELU)
+    obs = torch.randn(3, 3, dtype=F64)
+    a = torch.randn(3, 5, 2, dtype=F64, requires_grad=True)
+    q, grad = CriticEnergy(critic, obs, AnalyticCritic.of(critic)).min_q_and_grad(a)
+    loss = q.sum() + grad.square().sum()
+    weights = list(critic.parameters())
+    gradients = torch.autograd.grad(loss, [a, *weights], allow_unused=True)
+    assert gradients[0] is not None and gradients[0].abs().max() > 0
+    assert all(g is None for g in gradients[1:])
+    differentiable = AnalyticCritic.of(critic).weights()  # the default stays differentiable
+    assert differentiable.hidden[0].requires_grad
 
 
 @pytest.mark.parametrize("analytic", [True, False])

@@ -25,6 +25,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
+from torch.func import functional_call
 
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
 from maxbench.engine.compiled import DeviceMeans, polyak_, tune_optimizer
@@ -157,7 +158,8 @@ class EngineSAC(Compilable, SACVariant):
         critic is stepped; then ã and log π(ã|s) — which depend on the actor only, unchanged by
         the critic step — give the temperature's gradient, d/dlog α of −log α (log π + H̄)
         = −mean(log π + H̄) (SB3's loss, differentiated by hand), and the actor loss with the
-        stepped critic, as in SB3.
+        stepped critic, as in SB3, its weights read as constants (the gradient SB3 computes for
+        them here is discarded).
         """
         shape = (observations.shape[0], self.actor.action_dist.action_dim)
         noise_pi = th.empty(shape, device=observations.device).normal_()
@@ -184,7 +186,11 @@ class EngineSAC(Compilable, SACVariant):
             self.ent_coef_optimizer.zero_grad()
             self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
             self.ent_coef_optimizer.step()
-        q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        # The actor's loss differentiates through the critics to the actions only: SB3 also
+        # computes the critics' weight gradients here and discards them (its critic step zeroes
+        # them first); read with their values outside autograd, the critics cost no such work.
+        frozen = {name: value.detach() for name, value in self.critic.named_parameters()}
+        q_pi = th.cat(functional_call(self.critic, frozen, (observations, actions_pi)), dim=1)
         min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
         self.actor.optimizer.zero_grad()

@@ -161,12 +161,19 @@ class AnalyticCritic:
         pairs = signatures[0][1]
         return cls(critic, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
 
-    def weights(self) -> StackedWeights:
-        """The current weights stacked over the critics (differentiable w.r.t. them)."""
+    def weights(self, differentiable: bool = True) -> StackedWeights:
+        """The current weights stacked over the critics; differentiable w.r.t. them, or, with
+        ``differentiable=False``, constants (the parameters' values, outside autograd)."""
         linears, features_dim = self._linears, self.features_dim
         depth = len(linears[0])
-        weights = [torch.stack([net[i].weight for net in linears]) for i in range(depth)]
-        biases = [torch.stack([net[i].bias for net in linears]).unsqueeze(1) for i in range(depth)]
+
+        def value(parameter: torch.Tensor) -> torch.Tensor:
+            return parameter if differentiable else parameter.detach()
+
+        weights = [torch.stack([value(net[i].weight) for net in linears]) for i in range(depth)]
+        biases = [
+            torch.stack([value(net[i].bias) for net in linears]).unsqueeze(1) for i in range(depth)
+        ]
         first = weights[0]
         action = first[:, :, features_dim:]
         return StackedWeights(
@@ -204,7 +211,11 @@ class CriticEnergy:
         self.critic, self.obs, self.analytic = critic, obs, analytic
         if analytic is None:
             return
-        self._w = analytic.weights()
+        # The critics are the sampler's fixed target: no gradient reaches their weights through
+        # the energy (spec §1.4), so autograd need not track them at all; a compiled actor step
+        # (whose backward graph is built for every input that requires grad) would otherwise
+        # compute the weights' gradients only to drop them.
+        self._w = analytic.weights(differentiable=False)
         features = critic.extract_features(obs, critic.features_extractor)  # (B, F)
         # State part of the first layer, once per state: (C, B, H1).
         self._state_part = torch.matmul(features, self._w.state_t) + self._w.first_bias
