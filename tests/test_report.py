@@ -398,4 +398,4 @@ def test_unknown_versus_is_bad_input(tmp_path: Path) -> None:
 def test_latency_table_of_the_results_folder_is_included(reports: dict[str, Path]) -> None:
     markdown = (reports["first"] / "report.md").read_text()
     assert "predict latency at batch 1 on Test CPU (2 cores), 1 torch thread(s)" in markdown
-    assert "| b | Hopper-v5 | 11 | 3 | 0.750 | 0.700–0.800 | 2,000 | – |" in markdown
+    assert "| b | Hopper-v5 | 11 | 3 | cpu | eager | 0.750 | 0.700–0.800 | 2,000 | – |" in markdown
