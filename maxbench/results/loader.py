@@ -41,7 +41,7 @@ from maxbench.results.layout import (
     EvalRow,
     read_cell,
 )
-from maxbench.results.run_checks import SPEC_FIELDS
+from maxbench.results.run_checks import SPEC_FIELDS, TIMING_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,12 +80,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "wrappers",
     "evaluations",
     "last_timestep",
-    "env_steps",
-    "train_time_s",
-    "compile_time_s",
-    "eval_time_s",
-    "wall_time_s",
-    "env_steps_per_s",
+    *TIMING_FIELDS,
     "compile",
     "cpu",
     "cpu_count",
@@ -253,12 +248,7 @@ def _run_row(
         "wrappers": _json_or_none(spec["wrappers"], [], has_spec),
         "evaluations": len(evals),
         "last_timestep": evals[-1].timestep if evals else None,
-        "env_steps": timings.get("env_steps"),
-        "train_time_s": timings.get("train_time_s"),
-        "compile_time_s": timings.get("compile_time_s"),
-        "eval_time_s": timings.get("eval_time_s"),
-        "wall_time_s": timings.get("wall_time_s"),
-        "env_steps_per_s": timings.get("env_steps_per_s"),
+        **{field: timings.get(field) for field in TIMING_FIELDS},
         "compile": compile_mode(spec["hyperparams"]) if has_spec else None,
         "cpu": provenance.get("cpu"),
         "cpu_count": provenance.get("cpu_count"),

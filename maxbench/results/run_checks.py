@@ -15,7 +15,7 @@ from typing import Any
 
 from maxbench.results.layout import EVALS_CSV, RUN_JSON, EvalRow
 
-__all__ = ["SPEC_FIELDS", "evals_problem", "run_json_problem"]
+__all__ = ["SPEC_FIELDS", "TIMING_FIELDS", "evals_problem", "run_json_problem"]
 _INT_LIMIT = 2**63
 # A suite, algorithm or env name is a folder name of the cell's path: one line, no separator.
 _NAME = re.compile(r"[^\x00-\x1f\x7f/\\]{1,200}\Z")
@@ -39,17 +39,16 @@ SPEC_FIELDS: dict[str, str] = {
     "eval_deterministic": "true or false",
     "n_envs": "count",
 }
-_TIMING_FIELDS = dict.fromkeys(
-    (
-        "env_steps",
-        "train_time_s",
-        "compile_time_s",
-        "eval_time_s",
-        "wall_time_s",
-        "env_steps_per_s",
-    ),
-    "number or null",
+#: run.json's ``timings`` fields, in the order the loader's runs table has them.
+TIMING_FIELDS: tuple[str, ...] = (
+    "env_steps",
+    "train_time_s",
+    "compile_time_s",
+    "eval_time_s",
+    "wall_time_s",
+    "env_steps_per_s",
 )
+_TIMING_FIELDS = dict.fromkeys(TIMING_FIELDS, "number or null")
 _PROVENANCE_FIELDS = {
     "python": "text or null",
     "git_revision": "text or null",
