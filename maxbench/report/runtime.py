@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxbench.compile_modes import compile_label
 from maxbench.devices import DEVICE_PATTERN, device_problem
 from maxbench.errors import UserInputError
 from maxbench.report.tables import ReportTable, format_number
@@ -193,14 +194,6 @@ def latency_model(
     return cls("MlpPolicy", _box_env(shape.obs, shape.act), seed=0, **kwargs)
 
 
-def _compile_label(model: Any) -> str:
-    """The model's compile mode: "eager", "inductor" (``compile=True``) or the backend named."""
-    value = getattr(model, "compile", False)
-    if value is True:
-        return "inductor"
-    return value if isinstance(value, str) and value else "eager"
-
-
 def _device_label(model: Any) -> str:
     """``cpu``, or ``cuda:N`` with the GPU's index."""
     import torch
@@ -265,7 +258,7 @@ def measure_latency(
         policy_params=_parameter_count(model.policy, skip_targets=True),
         actor_params=_parameter_count(actor) if actor is not None else None,
         device=_device_label(model),
-        compile=_compile_label(model),
+        compile=compile_label(getattr(model, "compile", False)),
     )
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxbench.compile_modes import compile_label
 from maxbench.errors import UserInputError
 from maxbench.results.layout import (
     DAMAGED,
@@ -271,11 +272,7 @@ def compile_mode(hyperparams: Any) -> str:
     default backend), else the backend named.
     """
     value = hyperparams.get("compile", False) if isinstance(hyperparams, dict) else False
-    if value is True:
-        return "inductor"
-    if isinstance(value, str) and value:
-        return value
-    return "eager"
+    return compile_label(value)
 
 
 def _json_or_none(value: Any, default: Any, has_spec: bool) -> str | None:
