@@ -8,8 +8,8 @@ some; ``--list`` names them). Training time per env step is timed in interleaved
 engine, compiled, SAC, ...; see ``s2ac_speed.py``), by the thread's CPU time and the wall clock;
 the time to compile is measured apart (the first block after the model is built, less a steady
 block) and never enters the steady-state figure. The matrix products and activations of one
-profiled block of SB3's SAC give the floor no implementation of the same computation avoids.
-``predict`` at batch 1 (deterministic) is timed the same way.
+profiled block of each eager variant give the floor no implementation of the same computation
+avoids. ``predict`` at batch 1 (deterministic) is timed the same way, beside its own floor.
 
 On ``--device cuda`` the same runs on the GPU (the wall clock is the figure there: the thread's
 CPU time does not see the GPU's work).
@@ -43,6 +43,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from s2ac_speed import (  # noqa: E402
+    FLOOR_KERNELS,
     _interleaved,
     _print_table,
     _summary,
@@ -154,8 +155,71 @@ def predict_benchmark(env_id: str, calls: int, rounds: int, device: str) -> dict
 
     for model in models.values():
         timer(model)()
+    out = _summary(_interleaved({name: timer(m) for name, m in models.items()}, rounds))
+    if not device.startswith("cuda"):  # each eager variant's kernels: the floor of its predict
+        for name, model in models.items():
+            if "compile" not in VARIANTS[name][1]:
+                out[name]["floor_cpu_s"] = predict_kernel_time(model, obs, calls)
     env.close()
-    return _summary(_interleaved({name: timer(m) for name, m in models.items()}, rounds))
+    return out
+
+
+def predict_kernel_time(model: Any, obs: Any, calls: int) -> dict[str, float]:
+    """CPU seconds per deterministic ``predict`` inside :data:`FLOOR_KERNELS` (its matrix
+    products and activations, profiled): the floor of any implementation of that forward pass."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            model.predict(obs, deterministic=True)
+    events = prof.key_averages()
+    return {
+        family: sum(e.self_cpu_time_total for e in events if e.key in names) * 1e-6 / calls
+        for family, names in FLOOR_KERNELS.items()
+    }
+
+
+def _print_floors(title: str, found: dict[str, Any], unit: str, scale: float) -> None:
+    """Each eager variant's floor (products and activations) beside SAC's whole figure."""
+    if "floor_cpu_s" not in found["SAC"]:
+        return
+    sac_cpu = found["SAC"]["cpu"]["median_s"]
+    print(f"  {title}:")
+    for name in VARIANTS:
+        if "floor_cpu_s" not in found[name]:
+            continue
+        floor = found[name]["floor_cpu_s"]
+        both = floor["matmul"] + floor["activation"]
+        print(
+            f"    {name}: {both * scale:.1f} {unit} = {both / sac_cpu:.2f}x SAC's "
+            f"({found[name]['cpu']['median_s'] / both:.2f}x above its own floor)"
+        )
+
+
+#: Issue 14's CPU targets: (what, variant, measure, reference, bound); a ratio of CPU medians.
+TARGETS = (
+    ("engine SAC at least 1.6x faster than SAC", "engine SAC compiled", "train", "SAC", 1 / 1.6),
+    ("S2AC(phi,theta) training at most 5x SAC", "S2AC(phi,theta) compiled", "train", "SAC", 5.0),
+    ("S2AC(phi,theta) predict at most 2.5x SAC", "S2AC(phi,theta) compiled", "predict", "SAC", 2.5),
+    ("SoftGAC at most 1.3x engine SAC", "SoftGAC compiled", "train", "engine SAC compiled", 1.3),
+    ("BSAC at most 1.3x engine SAC", "BSAC compiled", "train", "engine SAC compiled", 1.3),
+)
+
+
+def _print_targets(train: dict[str, Any], found: dict[str, Any]) -> None:
+    """Each of :data:`TARGETS` whose variants were timed: the ratio, and met or missed."""
+    measures = {"train": train, "predict": found}
+    lines = []
+    for what, variant, measure, reference, bound in TARGETS:
+        table = measures[measure]
+        if variant not in table or reference not in table:
+            continue
+        ratio = table[variant]["cpu"]["median_s"] / table[reference]["cpu"]["median_s"]
+        verdict = "met" if ratio <= bound else "missed"
+        lines.append(
+            f"  {what}: {variant} {ratio:.2f}x {reference} (bound {bound:.3g}x): {verdict}"
+        )
+    if lines:
+        print("\nissue 14's targets (CPU time ratios):")
+        print("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,18 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name}: first block {train[name]['first_block_s']:.1f} s, of which compile "
             f"(first block less a steady one) {train[name]['compile_s']:.1f} s"
         )
-    if "floor_cpu_s" in train["SAC"]:
-        sac_cpu = train["SAC"]["cpu"]["median_s"]
-        print("  matrix products and activations of each eager step (the floor of compiling it):")
-        for name in VARIANTS:
-            if "floor_cpu_s" not in train[name]:
-                continue
-            floor = train[name]["floor_cpu_s"]
-            both = floor["matmul"] + floor["activation"]
-            print(
-                f"    {name}: {both * 1e3:.1f} ms/step = {both / sac_cpu:.2f}x SAC's step "
-                f"({train[name]['cpu']['median_s'] / both:.2f}x above its own floor)"
-            )
+    _print_floors(
+        "matrix products and activations of each eager step (the floor of compiling it)",
+        train,
+        "ms/step",
+        1e3,
+    )
     found = predict_benchmark(
         "HalfCheetah-v5", args.predict_calls, args.predict_rounds, args.device
     )
@@ -232,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         "us/call",
         1e6,
     )
+    _print_floors(
+        "matrix products and activations of each eager predict (the floor of compiling it)",
+        found,
+        "us/call",
+        1e6,
+    )
+    _print_targets(train, found)
     results["load_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"\nload average at end {results['load_at_end']}")
     if args.json:

@@ -41,7 +41,7 @@ KEYS = ("train/actor_loss", "train/critic_loss", "train/ent_coef", "train/entrop
 VARIANTS = {
     "phi-theta-auto": {"ent_coef": "auto", "sampler_temperature": "alpha"},
     # the defaults' 10 particles: inductor's CPU loop split failed on this step's shapes
-    # (maxbench.engine.compiled.loop_split_guard)
+    # (maxbench.engine.inductor_cpu.loop_split_guard)
     "phi-theta-10-particles": {"n_particles": 10, "batch_size": 20},
     "phi": {"init": "fixed"},
     "phi-theta-psi": {"amortized": True},

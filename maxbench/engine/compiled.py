@@ -4,8 +4,11 @@
   batch that computes the losses, calls ``backward`` and the optimisers' ``step``): inductor on
   CPU; on CUDA ``mode="reduce-overhead"``, which replays the step as CUDA graphs (the optimisers
   must then be ``capturable``: :func:`tune_optimizer`). Off, the eager function itself.
+  Compiling installs :mod:`maxbench.engine.inductor_cpu`'s repairs to torch 2.13's CPU backend.
 * :func:`tune_optimizer`: switch an existing ``torch.optim`` optimiser to its multi-tensor
   (``foreach``) implementation, and ``capturable`` on CUDA, without changing its mathematics.
+* :func:`constant_weights_call`: a network evaluated with its weights read as constants, for a
+  loss differentiated to the network's input only (an actor's loss through its critics).
 * :func:`polyak_`: the target update ``θ' ← (1 − τ) θ' + τ θ`` as one ``torch._foreach_lerp_``
   over all parameters (SB3's ``polyak_update`` loops over them one by one).
 * :class:`DeviceMeans`: logged values summed on the device and read once, at logging time, so a
@@ -23,7 +26,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["DeviceMeans", "compile_seconds", "compile_step", "polyak_", "tune_optimizer"]
+from maxbench.engine import inductor_cpu
+
+__all__ = [
+    "DeviceMeans",
+    "compile_seconds",
+    "compile_step",
+    "constant_weights_call",
+    "polyak_",
+    "tune_optimizer",
+]
 
 
 def compile_step(
@@ -44,7 +56,7 @@ def compile_step(
     if compile is False:
         return function
     _allow_one_compilation_per_model()
-    _guard_cpp_loop_split()
+    inductor_cpu.install()
     if isinstance(compile, str):
         return torch.compile(function, backend=compile, dynamic=False)
     if torch.device(device).type == "cuda":
@@ -90,41 +102,19 @@ def _allow_one_compilation_per_model() -> None:
     config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, RECOMPILE_LIMIT)
 
 
-def _guard_cpp_loop_split() -> None:
-    """Let inductor's optional CPU loop split give up instead of failing the compilation.
+def constant_weights_call(module: torch.nn.Module, *args: Any) -> Any:
+    """``module(*args)`` with its parameters read as constants (their values, outside autograd).
 
-    torch 2.13's ``CppScheduling.try_loop_split`` (an optimisation that splits a loop to avoid
-    a division in an index) asserts that every node of a fused group splits into the same
-    loop ranges, and a group whose nodes split differently aborts the whole compilation
-    (``InductorError: AssertionError: ({y0: 2, y1: 20, y2: 10, y3: 16}, {y0: 2, y1: 1, ...})``:
-    S2AC's step with 10 particles, i.e. its defaults). The assertion is raised before the pass
-    changes anything, and the pass itself gives up on other incompatible groups by keeping the
-    group as it was: so does this guard (restoring the nodes' loop state, should a later step
-    have run). Installed once per process, only when something is compiled.
+    For a loss that only the inputs' producers learn from (an actor's loss through the critics,
+    SAC's §4.2 policy step): the value and the input gradients are the module's own. Eagerly,
+    ``backward(inputs=...)`` would prune the weights' gradients, but a compiled segment's
+    backward is built for every input that requires grad (AOTAutograd) and would compute them
+    only to drop them: about a sixth of a SAC step's matrix products.
     """
-    try:
-        from torch._inductor.codegen.cpp import CppScheduling
-    except ImportError:  # a torch without inductor's C++ backend: nothing to guard
-        return
-    if not getattr(CppScheduling.try_loop_split, "_maxbench_guard", False):
-        CppScheduling.try_loop_split = loop_split_guard(CppScheduling.try_loop_split)
+    from torch.func import functional_call
 
-
-def loop_split_guard(original: Callable[[Any, list[Any]], list[Any]]) -> Callable:
-    """``original`` (inductor's ``try_loop_split``), returning the nodes with their loop state
-    as it was when it raises an AssertionError (see :func:`_guard_cpp_loop_split`)."""
-
-    def try_loop_split(self: Any, nodes: list[Any]) -> list[Any]:
-        snapshots = [(node, node.snapshot_loop_state()) for node in nodes]
-        try:
-            return original(self, nodes)
-        except AssertionError:
-            for node, state in reversed(snapshots):
-                node.restore_loop_state(state)
-            return nodes
-
-    try_loop_split._maxbench_guard = True  # type: ignore[attr-defined]
-    return try_loop_split
+    frozen = {name: value.detach() for name, value in module.named_parameters()}
+    return functional_call(module, frozen, args)
 
 
 def tune_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -34,7 +34,7 @@ from maxbench.algos.bsac.projection import (
 )
 from maxbench.algos.bsac.vdn import ValueDecompositionNetwork, VDNHeads
 from maxbench.algos.sb3_compat import SACVariant
-from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.compiled import DeviceMeans, constant_weights_call, polyak_
 from maxbench.engine.options import Compilable
 
 __all__ = ["BSAC"]
@@ -406,8 +406,9 @@ class BSAC(Compilable, SACVariant):
         actions_pi, log_prob = self._policy_sample(observations, noise_pi)
         ent_coef_loss = self._temperature_step(log_prob, zero)
 
-        # Actor loss with the stepped critic, min over all critic networks
-        q_values_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        # Actor loss with the stepped critic, min over all critic networks (read as constants:
+        # the actor learns from it, the critic does not)
+        q_values_pi = th.cat(constant_weights_call(self.critic, observations, actions_pi), dim=1)
         min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
         # Optimize the actor (BSAC: the reverse step, unless the forward-only ablation); the

@@ -25,10 +25,14 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
-from torch.func import functional_call
 
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
-from maxbench.engine.compiled import DeviceMeans, polyak_, tune_optimizer
+from maxbench.engine.compiled import (
+    DeviceMeans,
+    constant_weights_call,
+    polyak_,
+    tune_optimizer,
+)
 from maxbench.engine.options import Compilable
 from maxbench.engine.replay import TensorReplayBuffer
 
@@ -189,8 +193,7 @@ class EngineSAC(Compilable, SACVariant):
         # The actor's loss differentiates through the critics to the actions only: SB3 also
         # computes the critics' weight gradients here and discards them (its critic step zeroes
         # them first); read with their values outside autograd, the critics cost no such work.
-        frozen = {name: value.detach() for name, value in self.critic.named_parameters()}
-        q_pi = th.cat(functional_call(self.critic, frozen, (observations, actions_pi)), dim=1)
+        q_pi = th.cat(constant_weights_call(self.critic, observations, actions_pi), dim=1)
         min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()
         self.actor.optimizer.zero_grad()

@@ -450,6 +450,9 @@ class SACNF(Compilable, SACVariant):
             self.ent_coef_optimizer.zero_grad()
             self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
             self.ent_coef_optimizer.step()
+        # The critics stay differentiable here (SB3's SAC computes and discards their gradients):
+        # read as constants (maxbench.engine.compiled.constant_weights_call, as the other actors
+        # do), inductor's step no longer matched the eager one (torch 2.13; cause not located).
         q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
         min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
         actor_loss = (ent_coef * log_prob - min_q_pi).mean()

@@ -33,7 +33,7 @@ from maxbench.algos.class_named_logs import ClassNamedLogs
 from maxbench.algos.sb3_compat import PolicyKwargsAsGiven, reject_gsde
 from maxbench.algos.softgac.bridge import PARTICLE_SCHEMES, control_energy
 from maxbench.algos.softgac.policies import CRITIC_TYPES, BridgeActor, MlpPolicy, SoftGACPolicy
-from maxbench.engine.compiled import DeviceMeans, polyak_
+from maxbench.engine.compiled import DeviceMeans, constant_weights_call, polyak_
 from maxbench.engine.options import Compilable
 
 __all__ = ["SoftGAC"]
@@ -414,7 +414,9 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
         energy = control_energy(path)
         if self.critic_type == "crossq":
             self.critic.set_bn_training_mode(False)
-        q_values = torch.cat(self.critic(_repeat_rows(observations, self.n_particles), actions), 1)
+        # The critics read as constants: the actor learns from this loss, the critics do not.
+        repeated = _repeat_rows(observations, self.n_particles)
+        q_values = torch.cat(constant_weights_call(self.critic, repeated, actions), 1)
         min_q = torch.min(q_values, dim=1).values
         return (alpha * energy - min_q).mean(), energy.mean()
 
