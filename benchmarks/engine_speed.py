@@ -43,11 +43,11 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from s2ac_speed import (  # noqa: E402
-    FLOOR_KERNELS,
     _interleaved,
     _print_table,
     _summary,
     _timed,
+    floor_kernel_time,
     kernel_time_per_step,
 )
 from stable_baselines3 import SAC  # noqa: E402
@@ -165,16 +165,14 @@ def predict_benchmark(env_id: str, calls: int, rounds: int, device: str) -> dict
 
 
 def predict_kernel_time(model: Any, obs: Any, calls: int) -> dict[str, float]:
-    """CPU seconds per deterministic ``predict`` inside :data:`FLOOR_KERNELS` (its matrix
+    """CPU seconds per deterministic ``predict`` inside ``s2ac_speed.FLOOR_KERNELS`` (its matrix
     products and activations, profiled): the floor of any implementation of that forward pass."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+
+    def work() -> None:
         for _ in range(calls):
             model.predict(obs, deterministic=True)
-    events = prof.key_averages()
-    return {
-        family: sum(e.self_cpu_time_total for e in events if e.key in names) * 1e-6 / calls
-        for family, names in FLOOR_KERNELS.items()
-    }
+
+    return floor_kernel_time(work, calls)
 
 
 def _print_floors(title: str, found: dict[str, Any], unit: str, scale: float) -> None:

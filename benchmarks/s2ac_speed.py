@@ -127,11 +127,17 @@ def kernel_time_per_step(model: Any, block: int) -> dict[str, float]:
     does around them, these products and activations of the algorithm's networks remain: their sum
     is a floor on this algorithm's training time per env step at these sizes on this CPU.
     """
+    return floor_kernel_time(lambda: model.learn(block, reset_num_timesteps=False), block)
+
+
+def floor_kernel_time(work: Callable[[], Any], count: int) -> dict[str, float]:
+    """CPU seconds per unit (``work`` does ``count`` of them) inside each family of
+    :data:`FLOOR_KERNELS`, by their self time under ``torch.profiler``."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        model.learn(block, reset_num_timesteps=False)
+        work()
     events = prof.key_averages()
     return {
-        family: sum(e.self_cpu_time_total for e in events if e.key in names) * 1e-6 / block
+        family: sum(e.self_cpu_time_total for e in events if e.key in names) * 1e-6 / count
         for family, names in FLOOR_KERNELS.items()
     }
 
