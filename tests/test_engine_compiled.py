@@ -10,7 +10,13 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch._dynamo.utils import counters
 
-from maxbench.engine.compiled import DeviceMeans, compile_step, polyak_, tune_optimizer
+from maxbench.engine.compiled import (
+    DeviceMeans,
+    ParameterSwap,
+    compile_step,
+    polyak_,
+    tune_optimizer,
+)
 from maxbench.engine.options import Compilable, check_compile_option
 
 
@@ -136,3 +142,119 @@ def test_compile_seconds_counts_compilation_only() -> None:
     for _ in range(3):
         stepper.step()
     assert compile_seconds() == compiled
+
+
+class TwoHeads(nn.Module):
+    """A trunk with a second method besides ``forward`` (as an SB3 actor's
+    ``get_action_dist_params``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(3, 8), nn.Tanh())
+        self.mean, self.scale = nn.Linear(8, 2), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean(self.trunk(x))
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        latent = self.trunk(x)
+        return self.mean(latent), self.scale(latent).exp()
+
+
+def _loss(net: TwoHeads, x: torch.Tensor, target: torch.Tensor, other: nn.Module) -> torch.Tensor:
+    """A loss through another method of ``net`` and through a second module ``other``."""
+    mean, scale = net.heads(x)
+    return ((mean + other(mean) - target) ** 2 / scale).mean() + scale.log().mean()
+
+
+def _backward_reference(net, x, target, other):
+    """Copies of ``net`` and ``other`` whose gradients ``backward`` computed (into net only)."""
+    net, other = copy.deepcopy(net), copy.deepcopy(other)
+    loss = _loss(net, x, target, other)
+    loss.backward(inputs=list(net.parameters()))
+    return net, loss.detach()
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_a_parameter_swap_gives_backwards_gradients(grad_mode):
+    """The transform's gradients (through a method other than forward, with an aux output,
+    past a second module it leaves alone) equal ``backward``'s, grad mode on and off."""
+    torch.manual_seed(0)
+    net, other = TwoHeads(), nn.Linear(2, 2)
+    x, target = torch.randn(5, 3), torch.randn(5, 2)
+    reference, reference_loss = _backward_reference(net, x, target, other)
+    before = [value.clone() for value in net.parameters()]
+    with torch.set_grad_enabled(grad_mode):
+        value, aux = ParameterSwap(net).gradients_into(
+            lambda: (_loss(net, x, target, other), net.heads(x)[1].detach()), has_aux=True
+        )
+    torch.testing.assert_close(value, reference_loss, rtol=1e-6, atol=0)
+    assert torch.equal(aux, reference.heads(x)[1].detach())
+    for ours, theirs, old in zip(net.parameters(), reference.parameters(), before, strict=True):
+        assert torch.equal(ours, old)  # the module's own parameters are back in place
+        assert ours.grad is not None and not ours.grad.requires_grad
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-6, atol=1e-7)
+    assert all(parameter.grad is None for parameter in other.parameters())
+
+
+class SwapStepper(Compilable):
+    """:meth:`Compilable.gradients_into` on :func:`_loss`, then SGD at learning rate 0.1."""
+
+    def __init__(self, compile: bool | str) -> None:  # noqa: A002
+        torch.manual_seed(3)
+        self.device = torch.device("cpu")
+        self.network, self.other = TwoHeads(), nn.Linear(2, 2)
+        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=0.1)
+        self._set_compile(compile)
+
+    def _step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.gradients_into("network", lambda: _loss(self.network, x, target, self.other))
+        self.optimizer.step()
+        return loss.detach()
+
+    def step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.prepare_gradients("network")
+        return self.compiled("step", self._step)(x, target)
+
+
+def test_compiled_gradients_are_eager_backwards_in_one_graph():
+    """Two steps eager (``backward``) and compiled (the transform): the same losses and
+    parameters; the compiled step breaks its graph nowhere for a ``backward``."""
+    torch.manual_seed(2)
+    x, target = torch.randn(6, 3), torch.randn(6, 2)
+    eager, compiled = SwapStepper(False), SwapStepper("aot_eager")
+    counters.clear()
+    for _ in range(2):
+        torch.testing.assert_close(
+            compiled.step(x, target), eager.step(x, target), rtol=1e-6, atol=0
+        )
+    for ours, theirs in zip(compiled.network.parameters(), eager.network.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert counters["stats"]["unique_graphs"] > 0
+    assert not any("backward" in reason for reason in counters["graph_break"])
+    assert all(parameter.grad is None for parameter in compiled.other.parameters())
+    assert all(parameter.grad is None for parameter in eager.other.parameters())
+
+
+def test_the_eager_gradients_are_backwards_into_the_module_only():
+    torch.manual_seed(4)
+    x, target = torch.randn(6, 3), torch.randn(6, 2)
+    model = SwapStepper(False)
+    reference, reference_loss = _backward_reference(model.network, x, target, model.other)
+    for parameter in model.network.parameters():
+        parameter.grad = torch.full_like(parameter, 7.0)  # a stale gradient is replaced
+    loss = model.gradients_into("network", lambda: _loss(model.network, x, target, model.other))
+    assert torch.equal(loss, reference_loss)
+    for ours, theirs in zip(model.network.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_swaps_are_cached_and_rebuilt_for_a_new_module():
+    model = SwapStepper("aot_eager")
+    model.prepare_gradients("network")
+    first = model._parameter_swaps["network"]
+    model.prepare_gradients("network")
+    assert model._parameter_swaps["network"] is first
+    model.network = TwoHeads()
+    model.prepare_gradients("network")
+    assert model._parameter_swaps["network"].module is model.network

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -82,6 +83,19 @@ def test_compiled_step_matches_the_eager_step():
 @checks.compiled_and_eager
 def test_compiled_and_eager_models_load_into_each_other(tmp_path: Path, trained, loaded):
     checks.save_load_and_train_on(EngineSAC, TINY, tmp_path, trained, loaded)
+
+
+def test_a_compiled_model_saves_no_compiled_function_or_parameter_swap(tmp_path: Path):
+    model = EngineSAC("MlpPolicy", "Pendulum-v1", seed=0, compile="aot_eager", **TINY)
+    model.learn(TINY["learning_starts"] + 4)
+    assert {"_compiled_functions", "_parameter_swaps"} <= set(vars(model))
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        data = archive.read("data").decode()
+    assert "_compiled_functions" not in data and "_parameter_swaps" not in data
+    loaded = EngineSAC.load(tmp_path / "model.zip", env=model.get_env())
+    loaded.learn(TINY["learning_starts"] + 4)  # a loaded model makes its own
+    assert loaded._parameter_swaps["actor"].module is loaded.actor
 
 
 def test_the_replay_buffer_lives_on_the_device_and_options_are_checked():

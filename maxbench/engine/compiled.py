@@ -9,6 +9,11 @@
   (``foreach``) implementation, and ``capturable`` on CUDA, without changing its mathematics.
 * :func:`constant_weights_call`: a network evaluated with its weights read as constants, for a
   loss differentiated to the network's input only (an actor's loss through its critics).
+* :class:`ParameterSwap`: a module's parameter gradients computed as a function transform
+  (``torch.func.grad_and_value``) and stored in ``.grad``: no autograd graph, no ``backward``
+  call, so that a compiled gradient step has no autograd segments (one per ``backward``, each
+  with its own guards and autograd wrappers): its graphs break only where torch's optimisers
+  break them (around each ``step``).
 * :func:`polyak_`: the target update ``θ' ← (1 − τ) θ' + τ θ`` as one ``torch._foreach_lerp_``
   over all parameters (SB3's ``polyak_update`` loops over them one by one).
 * :class:`DeviceMeans`: logged values summed on the device and read once, at logging time, so a
@@ -33,6 +38,7 @@ __all__ = [
     "compile_seconds",
     "compile_step",
     "constant_weights_call",
+    "ParameterSwap",
     "polyak_",
     "tune_optimizer",
 ]
@@ -115,6 +121,49 @@ def constant_weights_call(module: torch.nn.Module, *args: Any) -> Any:
 
     frozen = {name: value.detach() for name, value in module.named_parameters()}
     return functional_call(module, frozen, args)
+
+
+class ParameterSwap(torch.nn.Module):
+    """Gradients of a loss in a module's parameters as a function transform, not ``backward``.
+
+    :meth:`gradients_into` evaluates ``loss()`` — any code that calls the module as usual —
+    with the module's parameters replaced by ``torch.func``'s tracked copies
+    (``torch.func.functional_call`` on this wrapper, whose ``forward`` runs the function it is
+    given) and stores ``torch.func.grad_and_value``'s gradients in their ``.grad``. The same
+    chain rule as ``zero_grad`` then ``loss.backward(inputs=parameters)``, computed without an
+    autograd graph: compiled, it lies in the same graph as the losses around it, where a
+    ``backward`` is a compiled segment of its own (own guard checks, autograd wrappers).
+
+    Build it outside compiled code (a module built inside is a graph break): see
+    :meth:`maxbench.engine.options.Compilable.gradients_into`. Not for modules whose forward
+    updates buffers from parameter-dependent values (BatchNorm in train mode after a learned
+    layer): a transform refuses that mutation.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, function: Callable[[], Any]) -> Any:
+        return function()
+
+    def gradients_into(self, loss: Callable[[], Any], has_aux: bool = False) -> Any:
+        """Store ``d loss() / dθ`` in the ``.grad`` of the module's parameters θ; return
+        ``loss()``'s value (``(loss, aux)`` with ``has_aux``, the gradient that of ``loss``)."""
+        from torch.func import functional_call, grad_and_value
+
+        named = dict(self.module.named_parameters())
+
+        def loss_of(parameters: dict[str, torch.Tensor]) -> Any:
+            renamed = {f"module.{name}": value for name, value in parameters.items()}
+            return functional_call(self, renamed, (loss,))
+
+        gradients, value = grad_and_value(loss_of, has_aux=has_aux)(
+            {name: parameter.detach() for name, parameter in named.items()}
+        )
+        for name, parameter in named.items():  # as backward's: no graph (of other modules)
+            parameter.grad = gradients[name].detach()
+        return value
 
 
 def tune_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

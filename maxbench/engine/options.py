@@ -14,6 +14,9 @@ through :meth:`Compilable.compiled`, which returns the function itself when ``co
   :meth:`tune_optimizers` (called by ``train``) switches the optimisers to their multi-tensor
   (and, on CUDA, capturable) kernels. Off, both leave SB3's defaults alone, so eager runs stay
   bit-for-bit what they were.
+* :meth:`Compilable.gradients_into` is a step's ``zero_grad`` + ``backward``: eagerly exactly
+  that, compiled a function transform (:class:`~maxbench.engine.compiled.ParameterSwap`), so that
+  the compiled step has no autograd segments.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.save_util import recursive_getattr
 
-from maxbench.engine.compiled import compile_step, tune_optimizer
+from maxbench.engine.compiled import ParameterSwap, compile_step, tune_optimizer
 from maxbench.engine.replay import TensorReplayBuffer
 
 __all__ = ["Compilable", "check_compile_option"]
@@ -63,6 +66,45 @@ class Compilable:
             entry = (id(self), self.compile, compile_step(function, self.compile, self.device))
             cache[name] = entry
         return entry[2]
+
+    def prepare_gradients(self, *names: str) -> None:
+        """Make the :class:`~maxbench.engine.compiled.ParameterSwap` of each named module
+        attribute (``"critic"``, ``"actor"``) that :meth:`gradients_into` will use: call it
+        before the compiled step (in ``train``), as building a module inside compiled code is a
+        graph break. Cached; rebuilt when the attribute is another module."""
+        swaps = self.__dict__.setdefault("_parameter_swaps", {})
+        for name in names:
+            module = recursive_getattr(self, name)
+            swap = swaps.get(name)
+            if swap is None or swap.module is not module:
+                swaps[name] = ParameterSwap(module)
+
+    def gradients_into(
+        self,
+        name: str,
+        loss: Callable[[], Any],
+        has_aux: bool = False,
+        transform: bool = True,
+    ) -> Any:
+        """``d loss() / dθ`` into the ``.grad`` of the parameters θ of the module ``name``.
+
+        Eager (``compile`` off): ``zero_grad`` and ``loss().backward(inputs=θ)``, the gradient of
+        nothing else. Compiled: the same gradient as a ``torch.func`` transform
+        (:meth:`~maxbench.engine.compiled.ParameterSwap.gradients_into`; build it first with
+        :meth:`prepare_gradients`), unless ``transform`` is False (a module the transform cannot
+        take). Returns ``loss()``'s value, ``(loss, aux)`` with ``has_aux`` (the gradient is
+        that of ``loss``; ``aux`` is returned as computed).
+        """
+        module = recursive_getattr(self, name)
+        if self.compile is not False and transform:
+            return self.__dict__["_parameter_swaps"][name].gradients_into(loss, has_aux)
+        value = loss()
+        objective = value[0] if has_aux else value
+        parameters = [parameter for parameter in module.parameters() if parameter.requires_grad]
+        for parameter in parameters:
+            parameter.grad = None
+        objective.backward(inputs=parameters)
+        return value
 
     def _setup_model(self) -> None:
         """SB3's set-up; with ``compile`` on, the device replay buffer by default.
@@ -113,4 +155,8 @@ class Compilable:
         self.tune_optimizers()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_compiled_functions"]  # type: ignore[misc]
+        return [  # type: ignore[misc]
+            *super()._excluded_save_params(),
+            "_compiled_functions",
+            "_parameter_swaps",
+        ]

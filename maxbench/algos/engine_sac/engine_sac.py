@@ -145,26 +145,16 @@ class EngineSAC(Compilable, SACVariant):
         correction = th.log(1 - actions**2 + self.actor.action_dist.epsilon)
         return actions, (log_normal.sum(dim=1) - correction.sum(dim=1)).reshape(-1, 1)
 
-    def _gradient_step(
+    def _step_start(
         self,
         observations: th.Tensor,
-        actions: th.Tensor,
         next_observations: th.Tensor,
         rewards: th.Tensor,
         dones: th.Tensor,
         discounts: th.Tensor,
-    ) -> th.Tensor:
-        """One SAC gradient step; returns [α, α loss, critic loss, actor loss].
-
-        The same quantities as SB3's ``SAC.train`` step, in an order that lets each backward
-        pass run over a graph of its own (a compiled segment's backward runs once): the noise
-        of the policy's two samples is drawn first, in SB3's order (ã at s, then a' at s'); the
-        critic is stepped; then ã and log π(ã|s) — which depend on the actor only, unchanged by
-        the critic step — give the temperature's gradient, d/dlog α of −log α (log π + H̄)
-        = −mean(log π + H̄) (SB3's loss, differentiated by hand), and the actor loss with the
-        stepped critic, as in SB3, its weights read as constants (the gradient SB3 computes for
-        them here is discarded).
-        """
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The noise of ã (drawn first, in SB3's order), α and the soft target (§4.2):
+        ``r + γ (1 − d) (min_k Q̄_k(s', a') − α log π(a'|s'))``."""
         shape = (observations.shape[0], self.actor.action_dist.action_dim)
         noise_pi = th.empty(shape, device=observations.device).normal_()
         noise_next = th.empty(shape, device=observations.device).normal_()
@@ -177,27 +167,63 @@ class EngineSAC(Compilable, SACVariant):
             next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
             next_q, _ = th.min(next_q, dim=1, keepdim=True)
             target_q = rewards + (1 - dones) * discounts * (next_q - ent_coef * next_log_prob)
-        current_q = self.critic(observations, actions)
-        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
-        actions_pi, log_prob = self._squashed_sample(observations, noise_pi)
-        ent_coef_loss = th.zeros((), device=observations.device)
+        return noise_pi, ent_coef, target_q
+
+    def _temperature_step(self, log_prob: th.Tensor) -> th.Tensor:
+        """SB3's temperature step on −log α (log π + H̄), its gradient −mean(log π + H̄) set by
+        hand (Haarnoja et al. 2018b, §5); returns the loss (0 with a fixed α)."""
+        ent_coef_loss = th.zeros((), device=log_prob.device)
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             shifted = (log_prob + self.target_entropy).detach()
             ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
             self.ent_coef_optimizer.zero_grad()
             self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
             self.ent_coef_optimizer.step()
-        # The actor's loss differentiates through the critics to the actions only: SB3 also
-        # computes the critics' weight gradients here and discards them (its critic step zeroes
-        # them first); read with their values outside autograd, the critics cost no such work.
-        q_pi = th.cat(constant_weights_call(self.critic, observations, actions_pi), dim=1)
-        min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
-        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
+        return ent_coef_loss
+
+    def _gradient_step(
+        self,
+        observations: th.Tensor,
+        actions: th.Tensor,
+        next_observations: th.Tensor,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor,
+    ) -> th.Tensor:
+        """One SAC gradient step; returns [α, α loss, critic loss, actor loss].
+
+        The same quantities as SB3's ``SAC.train`` step, in an order that lets each gradient
+        be computed on its own: the noise of the policy's two samples is drawn first, in SB3's
+        order (ã at s, then a' at s'); the critic is stepped; then ã and log π(ã|s) — which
+        depend on the actor only, unchanged by the critic step — give the actor loss with the
+        stepped critic, as in SB3, its weights read as constants (the gradient SB3 computes
+        for them here is discarded), and the temperature's gradient, d/dlog α of
+        −log α (log π + H̄) = −mean(log π + H̄) (SB3's loss, differentiated by hand). Each
+        gradient is :meth:`~maxbench.engine.options.Compilable.gradients_into`'s: ``backward``
+        eagerly, a function transform compiled (no autograd segments in the compiled step).
+        """
+        noise_pi, ent_coef, target_q = self._step_start(
+            observations, next_observations, rewards, dones, discounts
+        )
+
+        def critic_loss_of() -> th.Tensor:
+            current_q = self.critic(observations, actions)
+            return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+
+        critic_loss = self.gradients_into("critic", critic_loss_of)
+        self.critic.optimizer.step()
+
+        def actor_loss_of() -> tuple[th.Tensor, th.Tensor]:
+            actions_pi, log_prob = self._squashed_sample(observations, noise_pi)
+            # The actor's loss differentiates through the critics to the actions only: SB3
+            # also computes the critics' weight gradients here and discards them; read with
+            # their values outside autograd, the critics cost no such work.
+            q_pi = th.cat(constant_weights_call(self.critic, observations, actions_pi), dim=1)
+            min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+            return (ent_coef * log_prob - min_q_pi).mean(), log_prob.detach()
+
+        actor_loss, log_prob = self.gradients_into("actor", actor_loss_of, has_aux=True)
+        ent_coef_loss = self._temperature_step(log_prob)
         self.actor.optimizer.step()
         return th.stack(
             [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
@@ -210,6 +236,7 @@ class EngineSAC(Compilable, SACVariant):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
+        self.prepare_gradients("critic", "actor")
         step = self.compiled("gradient_step", self._gradient_step)
         means = DeviceMeans()
         critic_params = list(self.critic.parameters())
