@@ -135,9 +135,12 @@ class ParameterSwap(torch.nn.Module):
     ``backward`` is a compiled segment of its own (own guard checks, autograd wrappers).
 
     Build it outside compiled code (a module built inside is a graph break): see
-    :meth:`maxbench.engine.options.Compilable.gradients_into`. Not for modules whose forward
-    updates buffers from parameter-dependent values (BatchNorm in train mode after a learned
-    layer): a transform refuses that mutation.
+    :meth:`maxbench.engine.options.Compilable.gradients_into`. The module must read its
+    parameters as attributes when called: a tensor it keeps a reference to (a list of its
+    parameters made at construction) is not swapped, and its gradient silently comes out zero
+    (each algorithm's equivalence test compares the gradients with ``backward``'s). Not for
+    modules whose forward updates buffers from parameter-dependent values (BatchNorm in train
+    mode after a learned layer): a transform refuses that mutation.
     """
 
     def __init__(self, module: torch.nn.Module) -> None:

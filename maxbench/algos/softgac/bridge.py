@@ -225,7 +225,9 @@ class BridgeNetwork(nn.Module):
 
     The forward passes read the steps' parameter tensors from a list made once at construction
     (``StepParameters`` of the very ``nn.Parameter`` objects, which optimizers, ``.to()`` and
-    ``load_state_dict`` update in place), avoiding K module calls and attribute look-ups per pass.
+    ``load_state_dict`` update in place), avoiding K module calls and attribute look-ups per pass;
+    while the parameters are replaced (``torch.func.functional_call``, as the engine's compiled
+    gradients do), from the steps themselves (:meth:`_current_step_parameters`).
 
     Args:
         features_dim: size of the state features s.
@@ -259,6 +261,15 @@ class BridgeNetwork(nn.Module):
         )
         self._step_parameters = [step.step_parameters() for step in self.steps]
 
+    def _current_step_parameters(self) -> list[StepParameters]:
+        """The cached list while it holds the steps' own parameters; else (the parameters
+        swapped for ``torch.func``'s, whose gradients the cached tensors would never reach)
+        each step's current ones."""
+        cached = self._step_parameters
+        if cached[0].hidden_weight is not self.steps[0].hidden_weight:
+            return [step.step_parameters() for step in self.steps]
+        return cached
+
     def path(
         self, features: torch.Tensor, base_latent: torch.Tensor, step_noise: torch.Tensor
     ) -> BridgePath:
@@ -276,7 +287,7 @@ class BridgeNetwork(nn.Module):
         scaled_noise = (math.sqrt(2.0 * h) * step_noise).unbind(1)
         latent = base_latent
         latents, drifts, sigmas = [latent], [], []
-        for params, noise in zip(self._step_parameters, scaled_noise, strict=True):
+        for params, noise in zip(self._current_step_parameters(), scaled_noise, strict=True):
             hidden = bridge_step_hidden(params, features, latent)
             drift = bridge_step_drift(params, hidden)
             sigma = bridge_step_sigma(params, hidden)
@@ -301,7 +312,7 @@ class BridgeNetwork(nn.Module):
         h = self.step_size
         if deterministic:
             latent = features.new_zeros(features.shape[0], self.action_dim)
-            for params in self._step_parameters:
+            for params in self._current_step_parameters():
                 hidden = bridge_step_hidden(params, features, latent)
                 latent = torch.add(latent, bridge_step_drift(params, hidden), alpha=h)
             return latent
@@ -313,7 +324,7 @@ class BridgeNetwork(nn.Module):
             dtype=features.dtype,
         )
         scaled_noise = (math.sqrt(2.0 * h) * step_noise).unbind(1)
-        for params, noise in zip(self._step_parameters, scaled_noise, strict=True):
+        for params, noise in zip(self._current_step_parameters(), scaled_noise, strict=True):
             hidden = bridge_step_hidden(params, features, latent)
             latent = torch.addcmul(
                 torch.add(latent, bridge_step_drift(params, hidden), alpha=h),

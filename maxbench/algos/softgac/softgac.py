@@ -468,18 +468,22 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
         (:meth:`~maxbench.engine.options.Compilable.compiled`): no host synchronisation.
         """
         alpha = self.current_alpha()
-        critic_loss = self._critic_loss_of(
-            observations, actions, next_observations, rewards, dones, discounts, alpha
+        critic_loss = self.gradients_into(
+            "critic",
+            lambda: self._critic_loss_of(
+                observations, actions, next_observations, rewards, dones, discounts, alpha
+            ),
+            # CrossQ's BatchRenorm updates its statistics from learned layers' outputs,
+            # which a function transform refuses: that critic keeps ``backward``
+            transform=self.critic_type != "crossq",
         )
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
         self.critic.optimizer.step()
         if not update_actor:
             return torch.stack([alpha.reshape(()), critic_loss.detach()])
-        actor_loss, mean_energy = self._actor_loss(observations, alpha)
-        self.actor.optimizer.zero_grad()
         # Gradients into the actor only: the critic's weight gradients are not needed.
-        actor_loss.backward(inputs=list(self.actor.parameters()))
+        actor_loss, mean_energy = self.gradients_into(
+            "actor", lambda: self._actor_loss(observations, alpha), has_aux=True
+        )
         self.actor.optimizer.step()
         alpha_loss = self._temperature_step(mean_energy)
         return torch.stack(
@@ -497,6 +501,7 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
         """``gradient_steps`` SoftGAC updates (see the class docstring); logs read once."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        self.prepare_gradients("critic", "actor")
         step = self.compiled("gradient_step", self._gradient_step)
         means = DeviceMeans()
         for _ in range(gradient_steps):
