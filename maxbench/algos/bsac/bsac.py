@@ -283,6 +283,7 @@ class BSAC(Compilable, SACVariant):
                 self.lr_schedule(self._current_progress_remaining) * self.forward_lr_factor,
             )
 
+        self.prepare_gradients("critic", "actor")
         step = self.compiled("gradient_step", self._gradient_step)
         means = DeviceMeans()
         for gradient_step in range(gradient_steps):
@@ -358,12 +359,14 @@ class BSAC(Compilable, SACVariant):
         no host synchronisation.
 
         SAC's step computes SAC's numbers, bit for bit, with SAC's random draws in SAC's order
-        (the noise of ã at s, then of a' at s'), but in an order that lets every backward pass
-        run over a graph of its own (a compiled segment's backward runs once): the critic step
-        first, then ã and log π(ã|s) — from the actor, which the critic step leaves unchanged
-        — for the temperature step (α's update reads nothing the critic step changes) and the
-        actor step. For the same reason the VDN-a trunk's pass, kept for the regression, is
-        split from the forward step's graph (``torch._dynamo.graph_break``, nothing eager).
+        (the noise of ã at s, then of a' at s'), but in an order that lets every gradient be
+        computed on its own: the critic step first, then ã and log π(ã|s) — from the actor,
+        which the critic step leaves unchanged — for the actor step and the temperature step
+        (α's update reads nothing else). The forward, critic and actor gradients are
+        :meth:`~maxbench.engine.options.Compilable.gradients_into`'s (``backward`` eagerly, a
+        function transform compiled); the VDN-a regression keeps ``backward``, as its trunk's
+        pass is shared with the forward step, whose graph it is split from
+        (``torch._dynamo.graph_break``, nothing eager).
         """
         zero = th.zeros((), device=actions.device)
         forward_logs = (zero, zero, zero)
@@ -393,38 +396,50 @@ class BSAC(Compilable, SACVariant):
 
         # Get current Q-values estimates for each critic network
         # using action from the replay buffer
-        current_q_values = self.critic(observations, actions)
-        critic_loss = 0.5 * sum(
-            F.mse_loss(current_q, target_q_values) for current_q in current_q_values
-        )
-        assert isinstance(critic_loss, th.Tensor)  # for type checker
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
+        def critic_loss_of() -> tuple[th.Tensor, th.Tensor]:
+            current_q_values = self.critic(observations, actions)
+            critic_loss = 0.5 * sum(
+                F.mse_loss(current_q, target_q_values) for current_q in current_q_values
+            )
+            assert isinstance(critic_loss, th.Tensor)  # for type checker
+            replay_min_q = th.min(th.cat(current_q_values, dim=1), dim=1, keepdim=True)[0]
+            return critic_loss, replay_min_q.detach()
+
+        critic_loss, replay_min_q = self.gradients_into("critic", critic_loss_of, has_aux=True)
         self.critic.optimizer.step()
 
-        # Action by the current actor for the sampled state; the entropy coefficient's step
-        actions_pi, log_prob = self._policy_sample(observations, noise_pi)
-        ent_coef_loss = self._temperature_step(log_prob, zero)
+        def actor_loss_of() -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor, th.Tensor]]:
+            # Action by the current actor for the sampled state; the actor loss with the
+            # stepped critic, min over all critic networks (read as constants: the actor
+            # learns from it, the critic does not)
+            actions_pi, log_prob = self._policy_sample(observations, noise_pi)
+            q_values_pi = th.cat(
+                constant_weights_call(self.critic, observations, actions_pi), dim=1
+            )
+            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+            loss = (ent_coef * log_prob - min_qf_pi).mean()
+            return loss, (actions_pi.detach(), log_prob.detach(), min_qf_pi.detach())
 
-        # Actor loss with the stepped critic, min over all critic networks (read as constants:
-        # the actor learns from it, the critic does not)
-        q_values_pi = th.cat(constant_weights_call(self.critic, observations, actions_pi), dim=1)
-        min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
-        actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
         # Optimize the actor (BSAC: the reverse step, unless the forward-only ablation); the
-        # gradient goes into the actor only (the critic's is not needed)
+        # gradient goes into the actor only (the critic's is not needed). The entropy
+        # coefficient's step reads log π(ã|s) only, so it may come between.
         if self.reverse_step:
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward(inputs=list(self.actor.parameters()))
+            actor_loss, (actions_pi, log_prob, min_qf_pi) = self.gradients_into(
+                "actor", actor_loss_of, has_aux=True
+            )
+            ent_coef_loss = self._temperature_step(log_prob, zero)
             self.actor.optimizer.step()
+        else:
+            with th.no_grad():
+                actor_loss, (actions_pi, log_prob, min_qf_pi) = actor_loss_of()
+            ent_coef_loss = self._temperature_step(log_prob, zero)
 
         # BSAC step 3: regress VDN-a onto min(Q1, Q2) on replay and current-policy actions.
         vdn_logs = (zero, zero)
         if self.vdn is not None:
-            replay_min_q = th.min(th.cat(current_q_values, dim=1), dim=1, keepdim=True)[0]
             vdn_logs = self._vdn_step(
                 observations,
-                th.stack([actions, actions_pi.detach()], dim=1),
+                th.stack([actions, actions_pi], dim=1),
                 th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
                 vdn_heads,
             )
@@ -569,10 +584,12 @@ class BSAC(Compilable, SACVariant):
         target_mean, target_var = self.projected_moments(observations, coefficients)
         losses, norms = [], []
         for _ in range(self.forward_steps):
-            mean, var = self.actor_gaussian(observations)
-            loss = forward_kl_loss(target_mean, target_var, mean, var)
-            self.actor.forward_optimizer.zero_grad()
-            loss.backward()
+
+            def forward_kl() -> th.Tensor:
+                mean, var = self.actor_gaussian(observations)
+                return forward_kl_loss(target_mean, target_var, mean, var)
+
+            loss = self.gradients_into("actor", forward_kl)
             grads = [p.grad for p in self.actor.parameters() if p.grad is not None]
             norms.append(th.linalg.vector_norm(th.stack([g.norm() for g in grads])))
             self.actor.forward_optimizer.step()
