@@ -259,6 +259,32 @@ def test_actor_loss_gradients_reach_every_step() -> None:
             assert param.grad.abs().sum() > 0, f"no gradient reaches step {k}'s {name}"
 
 
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_swapped_parameters_reach_the_bridge(deterministic: bool) -> None:
+    """The engine's compiled gradients swap the bridge's parameters (``torch.func``): its
+    paths then use the swapped ones (the cached list would leave their gradients zero), the
+    same gradients as ``backward``, and afterwards its own again."""
+    from maxbench.engine.compiled import ParameterSwap
+
+    net = randomised_bridge(4, 3, 3, 8, seed=2)
+    features = torch.randn(5, 4, dtype=torch.float64)
+    base, noise = sample_bridge_noise(5, 3, 3, dtype=torch.float64)
+
+    def loss() -> torch.Tensor:
+        if deterministic:
+            return net.final_latent(features, deterministic=True).square().sum()
+        return net.path(features, base, noise).final_latent.square().sum()
+
+    loss().backward()
+    # (the deterministic pass leaves the scale heads unused: no gradient, zeros for a transform)
+    expected = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    ParameterSwap(net).gradients_into(loss)
+    for param, reference in zip(net.parameters(), expected, strict=True):
+        torch.testing.assert_close(param.grad, reference)
+    assert net._current_step_parameters() is net._step_parameters
+
+
 # -- the losses, recomputed by hand from the same random draws ------------------------------------
 def test_critic_target_uses_alpha_times_control_energy() -> None:
     model = filled_model()
