@@ -258,3 +258,25 @@ def test_swaps_are_cached_and_rebuilt_for_a_new_module():
     model.network = TwoHeads()
     model.prepare_gradients("network")
     assert model._parameter_swaps["network"].module is model.network
+
+
+def test_a_frozen_parameter_gets_no_gradient_from_either_path():
+    torch.manual_seed(5)
+    x, target = torch.randn(6, 3), torch.randn(6, 2)
+    for model in (SwapStepper(False), SwapStepper("aot_eager")):
+        model.network.mean.bias.requires_grad_(False)
+        model.step(x, target)
+        assert model.network.mean.bias.grad is None
+        assert model.network.mean.weight.grad is not None
+
+
+def test_unprepared_compiled_gradients_are_still_backwards():
+    """Without :meth:`prepare_gradients` the swap is built where it is first needed (a graph
+    break in compiled code, the same gradients)."""
+    torch.manual_seed(6)
+    x, target = torch.randn(6, 3), torch.randn(6, 2)
+    eager, compiled = SwapStepper(False), SwapStepper("aot_eager")
+    compiled.compiled("step", compiled._step)(x, target)  # no prepare_gradients
+    eager.step(x, target)
+    for ours, theirs in zip(compiled.network.parameters(), eager.network.parameters(), strict=True):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-6, atol=1e-7)

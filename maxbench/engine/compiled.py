@@ -155,7 +155,11 @@ class ParameterSwap(torch.nn.Module):
         ``loss()``'s value (``(loss, aux)`` with ``has_aux``, the gradient that of ``loss``)."""
         from torch.func import functional_call, grad_and_value
 
-        named = dict(self.module.named_parameters())
+        named = {
+            name: parameter
+            for name, parameter in self.module.named_parameters()
+            if parameter.requires_grad  # as backward(inputs=...): frozen ones get none
+        }
 
         def loss_of(parameters: dict[str, torch.Tensor]) -> Any:
             renamed = {f"module.{name}": value for name, value in parameters.items()}

@@ -97,7 +97,11 @@ class Compilable:
         """
         module = recursive_getattr(self, name)
         if self.compile is not False and transform:
-            return self.__dict__["_parameter_swaps"][name].gradients_into(loss, has_aux)
+            swap = self.__dict__.get("_parameter_swaps", {}).get(name)
+            if swap is None or swap.module is not module:  # not prepared: right, but a break
+                self.prepare_gradients(name)
+                swap = self.__dict__["_parameter_swaps"][name]
+            return swap.gradients_into(loss, has_aux)
         value = loss()
         objective = value[0] if has_aux else value
         parameters = [parameter for parameter in module.parameters() if parameter.requires_grad]
