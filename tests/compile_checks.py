@@ -12,6 +12,7 @@
 * An eager step checked against a step written out in the test, parameters, optimiser moments
   and log α bit for bit (:func:`assert_train_is_reference`, :func:`model_state`).
 * A model trained compiled loads eager and the reverse (:func:`save_load_and_train_on`).
+* A compiled step traced whole, with no graph break (:func:`assert_one_graph`).
 
 Import a fixture into a test module by name to use it there.
 """
@@ -91,6 +92,18 @@ def silent(model: Any) -> Any:
     """``model`` with a logger that writes nothing (its values stay in ``name_to_value``)."""
     model.set_logger(configure(None, [""]))
     return model
+
+
+def assert_one_graph(algorithm: Any, hyperparams: dict[str, Any], **overrides: Any) -> None:
+    """Compiled (``aot_eager``), ``algorithm``'s training steps are one graph with no break:
+    every gradient a function transform, every optimiser step traced into it (issue 14)."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    model = warmed_up(pendulum_model(algorithm, hyperparams, compile="aot_eager", **overrides))
+    model.train(2, 16)
+    assert not counters["graph_break"], list(counters["graph_break"])
+    assert counters["stats"]["unique_graphs"] == 1
 
 
 def pendulum_model(algorithm: Any, hyperparams: dict[str, Any], **overrides: Any) -> Any:

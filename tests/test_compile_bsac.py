@@ -243,3 +243,9 @@ def test_compile_option_is_checked_and_sets_the_buffer_and_optimisers() -> None:
     assert all(optimizer.param_groups[0]["foreach"] is True for optimizer in tuned)
     # The device buffer has no n-step returns: with n_steps > 1, SB3's n-step buffer stays.
     assert isinstance(_model(compile="aot_eager", n_steps=3).replay_buffer, NStepReplayBuffer)
+
+
+def test_the_compiled_step_is_one_graph():
+    """Compiled, the step's gradients are transforms and its optimiser steps are traced:
+    dynamo makes one graph of it, with no break."""
+    checks.assert_one_graph(BSAC, TINY)

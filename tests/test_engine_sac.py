@@ -105,3 +105,9 @@ def test_the_replay_buffer_lives_on_the_device_and_options_are_checked():
         EngineSAC("MlpPolicy", "Pendulum-v1", compile=1, **TINY)
     with pytest.raises(ValueError, match="gSDE"):
         EngineSAC("MlpPolicy", "Pendulum-v1", use_sde=True, **TINY)
+
+
+def test_the_compiled_step_is_one_graph():
+    """Compiled, the step's gradients are transforms and its optimiser steps are traced:
+    dynamo makes one graph of it, with no break."""
+    checks.assert_one_graph(EngineSAC, TINY)

@@ -12,8 +12,11 @@
 * :class:`ParameterSwap`: a module's parameter gradients computed as a function transform
   (``torch.func.grad_and_value``) and stored in ``.grad``: no autograd graph, no ``backward``
   call, so that a compiled gradient step has no autograd segments (one per ``backward``, each
-  with its own guards and autograd wrappers): its graphs break only where torch's optimisers
-  break them (around each ``step``).
+  with its own guards and autograd wrappers).
+* :func:`step_without_graph_breaks`: an optimiser's ``step`` traced into the graph around it
+  (torch's decorator breaks the graph before and after it), and :func:`store_gradient`, a
+  ``.grad`` written in place (assigning one breaks the graph before the step): with both, a
+  step whose gradients are transforms compiles into one graph.
 * :func:`polyak_`: the target update ``θ' ← (1 − τ) θ' + τ θ`` as one ``torch._foreach_lerp_``
   over all parameters (SB3's ``polyak_update`` loops over them one by one).
 * :class:`DeviceMeans`: logged values summed on the device and read once, at logging time, so a
@@ -26,10 +29,12 @@ It knows no algorithm (DESIGN.md: algos → engine).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch.optim import optimizer as optimizer_module
 
 from maxbench.engine import inductor_cpu
 
@@ -37,9 +42,12 @@ __all__ = [
     "DeviceMeans",
     "compile_seconds",
     "compile_step",
+    "ensure_gradients",
     "constant_weights_call",
     "ParameterSwap",
     "polyak_",
+    "step_without_graph_breaks",
+    "store_gradient",
     "tune_optimizer",
 ]
 
@@ -169,8 +177,54 @@ class ParameterSwap(torch.nn.Module):
             {name: parameter.detach() for name, parameter in named.items()}
         )
         for name, parameter in named.items():  # as backward's: no graph (of other modules)
-            parameter.grad = gradients[name].detach()
+            store_gradient(parameter, gradients[name])
         return value
+
+
+def store_gradient(parameter: torch.Tensor, gradient: torch.Tensor) -> None:
+    """``parameter.grad = gradient`` (detached), copied into the ``.grad`` tensor already there.
+
+    The same value; but compiled, assigning a parameter's ``.grad`` is a pending mutation of the
+    parameter, which dynamo resolves by a graph break before the optimiser's ``step``, where a
+    copy into its gradient tensor is not (:func:`ensure_gradients` makes those tensors first).
+    """
+    existing = parameter.grad
+    if existing is None or existing.shape != gradient.shape or existing.dtype != gradient.dtype:
+        parameter.grad = gradient.detach()
+    else:
+        existing.copy_(gradient.detach())
+
+
+def ensure_gradients(parameters: Iterable[torch.Tensor]) -> None:
+    """Give every parameter that has none a zero ``.grad`` (for :func:`store_gradient`)."""
+    for parameter in parameters:
+        if parameter.requires_grad and parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+
+
+def step_without_graph_breaks(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``, traced by dynamo into the graph around it.
+
+    torch's optimisers break the graph before and after ``step`` (``_use_grad_for_differentiable``:
+    so that AOTAutograd sees a separate no-grad graph, pytorch/pytorch#104053, where a backward
+    pass would break it anyway). A step whose gradients come from function transforms has no
+    backward: this calls the undecorated ``step`` under ``no_grad`` (what the decorator sets, for
+    a non-``differentiable`` optimiser), so it joins the step's graph. The optimiser's step
+    hooks run through the decorated ``step``: with any registered (or a ``differentiable`` or
+    closure-taking use), that one is called instead.
+    """
+    hooked = (
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or optimizer_module._global_optimizer_pre_hooks
+        or optimizer_module._global_optimizer_post_hooks
+    )
+    if hooked or any(group.get("differentiable") for group in optimizer.param_groups):
+        optimizer.step()
+        return
+    undecorated = inspect.unwrap(type(optimizer).step)
+    with torch.no_grad():
+        undecorated(optimizer)
 
 
 def tune_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

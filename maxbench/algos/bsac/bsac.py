@@ -283,8 +283,8 @@ class BSAC(Compilable, SACVariant):
                 self.lr_schedule(self._current_progress_remaining) * self.forward_lr_factor,
             )
 
-        self.prepare_gradients("critic", "actor")
-        step = self.compiled("gradient_step", self._gradient_step)
+        self.prepare_gradients("critic", "actor", "vdn", "log_ent_coef")
+        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
         means = DeviceMeans()
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
@@ -364,18 +364,23 @@ class BSAC(Compilable, SACVariant):
         which the critic step leaves unchanged — for the actor step and the temperature step
         (α's update reads nothing else). The forward, critic and actor gradients are
         :meth:`~maxbench.engine.options.Compilable.gradients_into`'s (``backward`` eagerly, a
-        function transform compiled); the VDN-a regression keeps ``backward``, as its trunk's
-        pass is shared with the forward step, whose graph it is split from
-        (``torch._dynamo.graph_break``, nothing eager).
+        function transform compiled), and so is the VDN-a regression's (eagerly it reuses the
+        forward step's trunk pass; compiled, its transform runs the trunk again). Compiled, the
+        optimisers' steps are traced into the same graph
+        (:meth:`~maxbench.engine.options.Compilable.step_optimizer`).
         """
         zero = th.zeros((), device=actions.device)
         forward_logs = (zero, zero, zero)
         vdn_heads = None
         if self.vdn is not None:
-            # BSAC step 1: forward-KL steps towards the projected Boltzmann marginals. The VDN-a
-            # trunk runs once: its graph is kept for the regression at the end of the step.
-            vdn_heads = self.vdn.heads(observations)
-            th._dynamo.graph_break()
+            # BSAC step 1: forward-KL steps towards the projected Boltzmann marginals. Eagerly
+            # the VDN-a trunk runs once, its graph kept for the regression at the end of the
+            # step; compiled, the regression's transform runs it again (see _vdn_step).
+            if self.compile is False:
+                vdn_heads = self.vdn.heads(observations)
+            else:
+                with th.no_grad():
+                    vdn_heads = self.vdn.heads(observations)
             if run_forward:
                 forward_logs = self._forward_step(observations, vdn_heads.coefficients.detach())
 
@@ -406,7 +411,7 @@ class BSAC(Compilable, SACVariant):
             return critic_loss, replay_min_q.detach()
 
         critic_loss, replay_min_q = self.gradients_into("critic", critic_loss_of, has_aux=True)
-        self.critic.optimizer.step()
+        self.step_optimizer(self.critic.optimizer)
 
         def actor_loss_of() -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor, th.Tensor]]:
             # Action by the current actor for the sampled state; the actor loss with the
@@ -428,7 +433,7 @@ class BSAC(Compilable, SACVariant):
                 "actor", actor_loss_of, has_aux=True
             )
             ent_coef_loss = self._temperature_step(log_prob, zero)
-            self.actor.optimizer.step()
+            self.step_optimizer(self.actor.optimizer)
         else:
             with th.no_grad():
                 actor_loss, (actions_pi, log_prob, min_qf_pi) = actor_loss_of()
@@ -441,7 +446,7 @@ class BSAC(Compilable, SACVariant):
                 observations,
                 th.stack([actions, actions_pi], dim=1),
                 th.cat([replay_min_q, min_qf_pi], dim=1).detach(),
-                vdn_heads,
+                vdn_heads if self.compile is False else None,
             )
         return th.stack(
             [
@@ -514,8 +519,8 @@ class BSAC(Compilable, SACVariant):
         shifted = (log_prob + self.target_entropy).detach()
         ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
         per_sample = th.full_like(shifted, -1.0) / shifted.numel() * shifted
-        self.log_ent_coef.grad = per_sample.sum(dim=0).reshape(self.log_ent_coef.shape)
-        self.ent_coef_optimizer.step()
+        self.set_gradient(self.log_ent_coef, per_sample.sum(dim=0).reshape(self.log_ent_coef.shape))
+        self.step_optimizer(self.ent_coef_optimizer)
         return ent_coef_loss
 
     def _update_target_critic(self) -> None:
@@ -592,7 +597,7 @@ class BSAC(Compilable, SACVariant):
             loss = self.gradients_into("actor", forward_kl)
             grads = [p.grad for p in self.actor.parameters() if p.grad is not None]
             norms.append(th.linalg.vector_norm(th.stack([g.norm() for g in grads])))
-            self.actor.forward_optimizer.step()
+            self.step_optimizer(self.actor.forward_optimizer)
             losses.append(loss.detach())
         return th.stack(losses).mean(), target_var.sqrt().mean(), th.stack(norms).mean()
 
@@ -604,12 +609,30 @@ class BSAC(Compilable, SACVariant):
         heads: VDNHeads | None = None,
     ) -> tuple[th.Tensor, th.Tensor]:
         """One optimiser step of the VDN-a regression; returns its level and shape terms
-        (detached scalar tensors)."""
+        (detached scalar tensors).
+
+        Eagerly ``backward`` through ``heads`` (the trunk's pass of the forward step, when
+        given); compiled, a function transform
+        (:meth:`~maxbench.engine.options.Compilable.gradients_into`), which runs the trunk
+        again (``heads`` None; the parameters are the same, nothing has stepped VDN-a since):
+        one more trunk pass instead of an autograd segment and its graph breaks.
+        """
         assert self.vdn is not None
-        level, shape = self.vdn.regression_terms(observations, actions, targets, heads)
-        self.vdn.optimizer.zero_grad()
+        vdn = self.vdn
+        if self.compile is not False:
+            assert heads is None, "compiled, the transform computes its own trunk pass"
+
+            def regression_loss() -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+                level, shape = vdn.regression_terms(observations, actions, targets)
+                return level + shape, (level.detach(), shape.detach())
+
+            _, (level, shape) = self.gradients_into("vdn", regression_loss, has_aux=True)
+            self.step_optimizer(vdn.optimizer)
+            return level, shape
+        level, shape = vdn.regression_terms(observations, actions, targets, heads)
+        vdn.optimizer.zero_grad()
         (level + shape).backward()
-        self.vdn.optimizer.step()
+        vdn.optimizer.step()
         return level.detach(), shape.detach()
 
     def _excluded_save_params(self) -> list[str]:

@@ -176,9 +176,8 @@ class EngineSAC(Compilable, SACVariant):
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             shifted = (log_prob + self.target_entropy).detach()
             ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
-            self.ent_coef_optimizer.zero_grad()
-            self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
-            self.ent_coef_optimizer.step()
+            self.set_gradient(self.log_ent_coef, -shifted.mean().reshape(self.log_ent_coef.shape))
+            self.step_optimizer(self.ent_coef_optimizer)
         return ent_coef_loss
 
     def _gradient_step(
@@ -211,7 +210,7 @@ class EngineSAC(Compilable, SACVariant):
             return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
 
         critic_loss = self.gradients_into("critic", critic_loss_of)
-        self.critic.optimizer.step()
+        self.step_optimizer(self.critic.optimizer)
 
         def actor_loss_of() -> tuple[th.Tensor, th.Tensor]:
             actions_pi, log_prob = self._squashed_sample(observations, noise_pi)
@@ -224,7 +223,7 @@ class EngineSAC(Compilable, SACVariant):
 
         actor_loss, log_prob = self.gradients_into("actor", actor_loss_of, has_aux=True)
         ent_coef_loss = self._temperature_step(log_prob)
-        self.actor.optimizer.step()
+        self.step_optimizer(self.actor.optimizer)
         return th.stack(
             [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
         )
@@ -236,8 +235,8 @@ class EngineSAC(Compilable, SACVariant):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        self.prepare_gradients("critic", "actor")
-        step = self.compiled("gradient_step", self._gradient_step)
+        self.prepare_gradients("critic", "actor", "log_ent_coef")
+        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
         means = DeviceMeans()
         critic_params = list(self.critic.parameters())
         target_params = list(self.critic_target.parameters())

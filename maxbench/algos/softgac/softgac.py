@@ -443,8 +443,8 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
             return torch.zeros((), device=mean_energy.device)
         alpha = torch.exp(self.log_ent_coef.detach())
         gap = self.control_energy_target - mean_energy.detach()
-        self.log_ent_coef.grad = alpha * gap  # replaces the last one: no zero_grad needed
-        self.ent_coef_optimizer.step()
+        self.set_gradient(self.log_ent_coef, alpha * gap)  # replaces the last: no zero_grad
+        self.step_optimizer(self.ent_coef_optimizer)
         return (alpha * gap).mean()
 
     def _gradient_step(
@@ -477,14 +477,17 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
             # which a function transform refuses: that critic keeps ``backward``
             transform=self.critic_type != "crossq",
         )
-        self.critic.optimizer.step()
+        if self.critic_type == "crossq":
+            self.critic.optimizer.step()  # after a backward: torch's own graph breaks
+        else:
+            self.step_optimizer(self.critic.optimizer)
         if not update_actor:
             return torch.stack([alpha.reshape(()), critic_loss.detach()])
         # Gradients into the actor only: the critic's weight gradients are not needed.
         actor_loss, mean_energy = self.gradients_into(
             "actor", lambda: self._actor_loss(observations, alpha), has_aux=True
         )
-        self.actor.optimizer.step()
+        self.step_optimizer(self.actor.optimizer)
         alpha_loss = self._temperature_step(mean_energy)
         return torch.stack(
             [
@@ -501,8 +504,10 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
         """``gradient_steps`` SoftGAC updates (see the class docstring); logs read once."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        self.prepare_gradients("critic", "actor")
-        step = self.compiled("gradient_step", self._gradient_step)
+        self.prepare_gradients("critic", "actor", "log_ent_coef")
+        # CrossQ's critic takes its gradient by ``backward`` (see _gradient_step)
+        transforms_only = self.critic_type != "crossq"
+        step = self.compiled("gradient_step", self._gradient_step, transforms_only)
         means = DeviceMeans()
         for _ in range(gradient_steps):
             self._n_updates += 1
