@@ -161,14 +161,18 @@ def eager_and_compiled_steps(
     backend: bool | str,
     steps: int = 1,
     gradients_of: Callable[[Any], list[torch.Tensor]] = policy_gradients,
+    before_training: Callable[[str, Any], None] | None = None,
 ) -> dict[str, StepResult]:
     """``steps`` steps of ``eager`` and of a copy compiled with ``backend``, from the same
-    batches and seed; keyed ``"eager"`` and ``"compiled"``."""
+    batches and seed; keyed ``"eager"`` and ``"compiled"``. ``before_training(name, model)``,
+    if given, is called on each just before it trains."""
     compiled = silent(copy.deepcopy(eager))
     compiled.compile = backend  # the copy compiles its own step
     batches = pendulum_batches(3, steps)
     results = {}
     for name, model in (("eager", eager), ("compiled", compiled)):
+        if before_training is not None:
+            before_training(name, model)
         feed(model, batches)
         torch.manual_seed(7)
         model.train(steps, 16)

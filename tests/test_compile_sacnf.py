@@ -96,10 +96,45 @@ def test_compiled_step_matches_sb3s_step():
 
     torch._dynamo.reset()  # no cache entries left by other tests' models
     eager = checks.warmed_up(checks.pendulum_model(SACNF, TINY))
-    results = checks.eager_and_compiled_steps(eager, True)
+    results = checks.eager_and_compiled_steps(
+        eager,
+        True,
+        gradients_of=_gradients_as_stepped,
+        before_training=_record_sb3s_critic_gradients,
+    )
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
     n_trained = len([*eager.actor.parameters(), *eager.critic.parameters()]) + 1  # + log α
     checks.assert_close_steps(results, LOGGED, n_gradients=n_trained)
+
+
+def _record_sb3s_critic_gradients(name: str, model: SACNF) -> None:
+    """On SB3's (eager) step only: keep the critic's gradients as its optimiser steps with them.
+
+    SB3's actor ``backward`` then adds the actor loss's gradient in the critic's weights to
+    their ``.grad``, which no step uses; the compiled step, whose actor gradient is a transform
+    in the actor's parameters, does not compute it.
+    """
+    if name != "eager":
+        return
+    critic = model.critic
+
+    def record(*_: object) -> None:
+        model._critic_gradients_at_step = checks.gradients(critic.parameters())
+
+    critic.optimizer.register_step_pre_hook(record)
+
+
+def _gradients_as_stepped(model: SACNF) -> list[torch.Tensor]:
+    """The gradients each optimiser stepped with: the actor's, the critic's (recorded at its
+    step on SB3's path, see :func:`_record_sb3s_critic_gradients`) and log α's."""
+    critic = getattr(model, "_critic_gradients_at_step", None)
+    if critic is None:
+        critic = checks.gradients(model.critic.parameters())
+    return [
+        *checks.gradients(model.actor.parameters()),
+        *critic,
+        *checks.gradients([model.log_ent_coef]),
+    ]
 
 
 def test_the_compiled_spline_construction_is_zukos(monkeypatch):
@@ -137,3 +172,9 @@ def test_compile_puts_the_replay_buffer_on_the_device_and_is_checked():
     for bad in (1, "", None):
         with pytest.raises(ValueError, match="compile must be"):
             SACNF("MlpPolicy", "Pendulum-v1", compile=bad, **TINY)
+
+
+def test_the_compiled_step_is_one_graph():
+    """Compiled, the step's gradients are transforms and its optimiser steps are traced:
+    dynamo makes one graph of it, with no break."""
+    checks.assert_one_graph(SACNF, TINY)

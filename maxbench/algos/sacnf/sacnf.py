@@ -371,7 +371,8 @@ class SACNF(Compilable, SACVariant):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        step = self.compiled("gradient_step", self._gradient_step)
+        self.prepare_gradients("critic", "actor", "log_ent_coef")
+        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
         means = DeviceMeans()
         gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
         critic_params = list(self.critic.parameters())
@@ -412,14 +413,18 @@ class SACNF(Compilable, SACVariant):
         critic loss, actor loss] (the alpha loss 0 with a fixed ``ent_coef``).
 
         SAC's mathematics (Haarnoja et al. 2018, Alg. 1 and §5; the flow's exact log-density,
-        Mazoure et al. 2020, §3), in an order where each backward pass runs over a graph of its
-        own: the base noise of the two policy samples is drawn first, in SB3's order (at s, then
-        at s'), so that a seed gives SB3's numbers; the critic is stepped on
+        Mazoure et al. 2020, §3), in an order where each gradient is computed on its own: the
+        base noise of the two policy samples is drawn first, in SB3's order (at s, then at s'),
+        so that a seed gives SB3's numbers; the critic is stepped on
         ``1/2 sum_k MSE(Q_k(s, a), r + gamma (1 - d) (min Qbar(s', a') - alpha log pi(a'|s')))``;
-        then the sample at s — the actor is unchanged by the critic step — gives the
-        temperature's gradient ``d/dlog alpha [-log alpha (log pi + H)] = -mean(log pi + H)``
-        (SB3's loss, differentiated by hand) and the actor loss
-        ``mean(alpha log pi(a~|s) - min_k Q_k(s, a~))`` with the stepped critic, as in SB3.
+        then the sample at s — the actor is unchanged by the critic step — gives the actor loss
+        ``mean(alpha log pi(a~|s) - min_k Q_k(s, a~))`` with the stepped critic, as in SB3, and
+        the temperature's gradient ``d/dlog alpha [-log alpha (log pi + H)] = -mean(log pi + H)``
+        (SB3's loss, differentiated by hand; alpha was read at the start, so the temperature's
+        step may come before the actor's). Only the compiled path runs it (eagerly SAC-NF trains
+        with SB3's own ``SAC.train``): its gradients are
+        :meth:`~maxbench.engine.options.Compilable.gradients_into`'s transforms and its
+        optimiser steps are traced, one graph.
         """
         noise_pi = th.randn(actions.shape, device=actions.device)
         noise_next = th.randn(actions.shape, device=actions.device)
@@ -435,30 +440,30 @@ class SACNF(Compilable, SACVariant):
             next_q, _ = th.min(next_q, dim=1, keepdim=True)
             next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
             target_q = rewards + (1 - dones) * discounts * next_q
-        current_q = self.critic(observations, actions)
-        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-        assert isinstance(critic_loss, th.Tensor)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
-        actions_pi, log_prob = self.actor.action_log_prob_from_noise(observations, noise_pi)
-        log_prob = log_prob.reshape(-1, 1)
+
+        def critic_loss_of() -> th.Tensor:
+            current_q = self.critic(observations, actions)
+            return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)  # type: ignore[return-value]
+
+        critic_loss = self.gradients_into("critic", critic_loss_of)
+        self.step_optimizer(self.critic.optimizer)
+
+        def actor_loss_of() -> tuple[th.Tensor, th.Tensor]:
+            actions_pi, log_prob = self.actor.action_log_prob_from_noise(observations, noise_pi)
+            log_prob = log_prob.reshape(-1, 1)
+            # The gradient is the actor's only: the critics' weights are not differentiated
+            q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+            min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+            return (ent_coef * log_prob - min_q_pi).mean(), log_prob.detach()
+
+        actor_loss, log_prob = self.gradients_into("actor", actor_loss_of, has_aux=True)
         ent_coef_loss = th.zeros((), device=log_prob.device)
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             shifted = (log_prob + self.target_entropy).detach()
             ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
-            self.ent_coef_optimizer.zero_grad()
-            self.log_ent_coef.grad = -shifted.mean().reshape(self.log_ent_coef.shape)
-            self.ent_coef_optimizer.step()
-        # The critics stay differentiable here (SB3's SAC computes and discards their gradients):
-        # read as constants (maxbench.engine.compiled.constant_weights_call, as the other actors
-        # do), inductor's step no longer matched the eager one (torch 2.13; cause not located).
-        q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
-        min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
-        actor_loss = (ent_coef * log_prob - min_q_pi).mean()
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+            self.set_gradient(self.log_ent_coef, -shifted.mean().reshape(self.log_ent_coef.shape))
+            self.step_optimizer(self.ent_coef_optimizer)
+        self.step_optimizer(self.actor.optimizer)
         return th.stack(
             [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]
         )
