@@ -112,3 +112,9 @@ def test_compile_puts_the_replay_buffer_on_the_device_and_is_checked():
     for bad in (1, "", None):
         with pytest.raises(ValueError, match="compile must be"):
             SQL("MlpPolicy", "Pendulum-v1", compile=bad, **TINY)
+
+
+def test_the_compiled_step_is_one_graph():
+    """Compiled, the step's gradients are transforms (the Stein scores' inside the sampler's)
+    and its optimiser steps are traced: dynamo makes one graph of it, with no break."""
+    checks.assert_one_graph(SQL, TINY)

@@ -539,25 +539,29 @@ class SQL(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
 
         The function :meth:`train` calls eagerly (``compile=False``) or ``torch.compile``'d. It
         draws its noise itself, in the order the loop always drew it (the ``V(s')`` actions,
-        then the sampler's Stein draws), and each backward pass runs over a graph of its own: the
-        critic's over the critic loss, then, after the critic step, the sampler's over the
-        surrogate loss, whose Stein scores come from the stepped critic (:func:`stein_scores`).
+        then the sampler's Stein draws), and takes each gradient on its own: the critic's of the
+        critic loss, then, after the critic step, the sampler's of the surrogate loss, whose
+        Stein scores come from the stepped critic (:func:`stein_scores`). Each is
+        :meth:`~maxbench.engine.options.Compilable.gradients_into`'s: ``backward`` into that
+        module eagerly, a function transform compiled, where the optimisers' steps are traced
+        too (one graph).
         """
         # Critic target: r + gamma (1 - done) V(s') (spec §4; V by value_estimator).
         with th.no_grad():
             next_values = self.soft_value(next_observations).reshape(-1, 1)
             target_q_values = rewards + (1 - dones) * discounts * next_values
-        current_q_values = self.critic(observations, actions)
-        critic_loss = 0.5 * sum(F.mse_loss(q, target_q_values) for q in current_q_values)
-        assert isinstance(critic_loss, th.Tensor)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+
+        def critic_loss_of() -> th.Tensor:
+            current_q_values = self.critic(observations, actions)
+            loss = 0.5 * sum(F.mse_loss(q, target_q_values) for q in current_q_values)
+            assert isinstance(loss, th.Tensor)
+            return loss
+
+        critic_loss = self.gradients_into("critic", critic_loss_of)
+        self.step_optimizer(self.critic.optimizer)
         # Sampler: amortised SVGD toward exp(min Q / T) (Haarnoja et al. 2017, §3.2).
-        actor_loss = self._sampler_loss(observations)
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+        actor_loss = self.gradients_into("actor", lambda: self._sampler_loss(observations))
+        self.step_optimizer(self.actor.optimizer)
         return th.stack([critic_loss.detach(), actor_loss.detach(), next_values.mean()])
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -565,7 +569,8 @@ class SQL(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         Polyak update every ``target_update_interval``; logged means read once at the end."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        step = self.compiled("gradient_step", self._gradient_step)
+        self.prepare_gradients("critic", "actor")
+        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
         means = DeviceMeans()
         gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
         critic_params = list(self.critic.parameters())
