@@ -108,3 +108,16 @@ def sb3_logs_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """SB3's default logger (``learn()`` without ``set_logger``) makes a new ``SB3-<date>`` folder
     in the system temp dir per call; keep those inside the test's own tmp_path."""
     monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-default-logs"))
+
+
+@pytest.fixture
+def boundary_reports_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress reports only at a cell's evaluation and checkpoint points, none from inside
+    training (every 0.5 s by default): a test that interrupts a cell from its ``report`` then
+    stops it at a known point, however slow the machine (a timed report at step 300 comes
+    before the evaluation at 300)."""
+    import math
+
+    from maxbench.suite import health
+
+    monkeypatch.setattr(health, "PROGRESS_INTERVAL_S", math.inf)

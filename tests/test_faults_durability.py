@@ -233,6 +233,7 @@ def test_full_disk_at_a_checkpoint_leaves_no_staging_folder(
     _no_traceback(capfd)
 
 
+@pytest.mark.usefixtures("boundary_reports_only")
 def test_temporary_files_of_a_killed_run_are_swept_when_it_resumes(tmp_path: Path) -> None:
     cell = tiny_cell()
     folder = cell.folder(tmp_path)
@@ -459,6 +460,7 @@ class _RunsCode:
         return (os.mkdir, (str(self.marker),))
 
 
+@pytest.mark.usefixtures("boundary_reports_only")
 def test_a_hostile_rng_file_is_never_executed_on_resume(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

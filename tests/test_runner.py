@@ -48,6 +48,7 @@ def test_another_seed_gives_other_evaluations(suite_writer, tmp_path: Path) -> N
     assert [r.returns for r in first] != [r.returns for r in second]
 
 
+@pytest.mark.usefixtures("boundary_reports_only")
 def test_interrupted_cell_resumes_from_its_checkpoint(suite_writer, tmp_path: Path) -> None:
     (cell,) = _cells(suite_writer(budget=400, checkpoint_every=200))
 
@@ -73,6 +74,7 @@ def test_interrupted_cell_resumes_from_its_checkpoint(suite_writer, tmp_path: Pa
     assert not (folder / "checkpoints").exists()
 
 
+@pytest.mark.usefixtures("boundary_reports_only")
 def test_damaged_checkpoint_falls_back_to_an_older_one(suite_writer, tmp_path: Path) -> None:
     (cell,) = _cells(suite_writer(budget=400, checkpoint_every=100))
 

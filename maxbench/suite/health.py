@@ -73,20 +73,27 @@ def first_non_finite_loss(values: dict[str, object]) -> str | None:
     return None
 
 
+#: Seconds between two progress reports from inside training (the default of CellWatchdog).
+PROGRESS_INTERVAL_S = 0.5
+
+
 class CellWatchdog(BaseCallback):
     """Reports progress, honours stop requests, and checks for non-finite values.
 
-    ``report`` gets the timestep at most every ``interval`` seconds; parameters and losses are
-    checked every ``check_every`` env steps (a check costs about one small forward pass).
+    ``report`` gets the timestep at most every ``interval`` seconds (default
+    :data:`PROGRESS_INTERVAL_S`); parameters and losses are checked every ``check_every`` env
+    steps (a check costs about one small forward pass).
     """
 
     def __init__(
         self,
         report: Callable[[int], None] | None,
-        interval: float = 0.5,
+        interval: float | None = None,
         check_every: int = 100,
     ) -> None:
         super().__init__()
+        if interval is None:
+            interval = PROGRESS_INTERVAL_S
         self.report, self.interval, self.check_every = report, interval, check_every
         self.last_report = 0.0
         self.last_check = 0
