@@ -210,8 +210,8 @@ def step_without_graph_breaks(optimizer: torch.optim.Optimizer) -> None:
     pass would break it anyway). A step whose gradients come from function transforms has no
     backward: this calls the undecorated ``step`` under ``no_grad`` (what the decorator sets, for
     a non-``differentiable`` optimiser), so it joins the step's graph. The optimiser's step
-    hooks run through the decorated ``step``: with any registered (or a ``differentiable`` or
-    closure-taking use), that one is called instead.
+    hooks run through the decorated ``step``: with any registered, or a ``differentiable``
+    optimiser, that one is called instead. No closure is taken (the gradients are in ``.grad``).
     """
     hooked = (
         optimizer._optimizer_step_pre_hooks
