@@ -262,6 +262,17 @@ def test_swaps_are_cached_and_rebuilt_for_a_new_module():
     assert model._parameter_swaps["network"].module is model.network
 
 
+def test_gamma_is_one_device_tensor_until_it_changes():
+    model = Stepper(False)
+    model.gamma = 0.99
+    first = model.gamma_tensor()
+    assert first.dtype == torch.float32 and first.device == model.device
+    assert first.item() == pytest.approx(0.99)
+    assert model.gamma_tensor() is first  # not a new tensor (a copy) per step
+    model.gamma = 0.9
+    assert model.gamma_tensor().item() == pytest.approx(0.9)
+
+
 def test_a_frozen_parameter_gets_no_gradient_from_either_path():
     torch.manual_seed(5)
     x, target = torch.randn(6, 3), torch.randn(6, 2)

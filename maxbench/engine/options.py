@@ -55,6 +55,7 @@ class Compilable:
 
     compile: bool | str = False
     device: torch.device
+    gamma: float
     observation_space: spaces.Space
     replay_buffer_class: Any
 
@@ -155,6 +156,16 @@ class Compilable:
         objective.backward(inputs=parameters)
         return value
 
+    def gamma_tensor(self) -> torch.Tensor:
+        """The discount γ as a float32 tensor on the model's device, made once (a Python float
+        would be a constant baked into the compiled step, and a new tensor per step a copy)."""
+        key = (self.gamma, torch.device(self.device))
+        cached = self.__dict__.get("_gamma_cache")
+        if cached is None or cached[0] != key:
+            value = torch.tensor(self.gamma, device=self.device, dtype=torch.float32)
+            cached = self.__dict__["_gamma_cache"] = (key, value)
+        return cached[1]
+
     def _setup_model(self) -> None:
         """SB3's set-up; with ``compile`` on, the device replay buffer by default.
 
@@ -208,4 +219,5 @@ class Compilable:
             *super()._excluded_save_params(),
             "_compiled_functions",
             "_parameter_swaps",
+            "_gamma_cache",
         ]

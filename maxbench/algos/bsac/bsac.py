@@ -190,7 +190,6 @@ class BSAC(Compilable, SACVariant):
         compile: bool | str = False,  # noqa: A002  (torch.compile's own word)
     ) -> None:
         self._set_compile(compile)
-        self._gamma_cache: th.Tensor | None = None
         if forward_steps < 0:
             raise ValueError(f"forward_steps must be >= 0, got {forward_steps}")
         if not reverse_step and forward_steps == 0:
@@ -292,7 +291,7 @@ class BSAC(Compilable, SACVariant):
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts
             if discounts is None:
-                discounts = self._gamma_tensor()
+                discounts = self.gamma_tensor()
 
             # We need to sample because `log_std` may have changed between two gradient steps
             if self.use_sde:
@@ -536,14 +535,6 @@ class BSAC(Compilable, SACVariant):
         # Copy running stats, see GH issue #996
         polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
-    def _gamma_tensor(self) -> th.Tensor:
-        """γ as a device tensor (a Python float would be a constant of the compiled step)."""
-        cached = self._gamma_cache
-        if cached is None or cached.device != self.device:
-            cached = th.tensor(self.gamma, device=self.device, dtype=th.float32)
-            self._gamma_cache = cached
-        return cached
-
     def _entropy_coefficient(self) -> th.Tensor:
         """The current α (detached)."""
         if self.log_ent_coef is not None:
@@ -637,7 +628,7 @@ class BSAC(Compilable, SACVariant):
 
     def _excluded_save_params(self) -> list[str]:
         # The grid is rebuilt from grid_size and grid_edge; vdn is saved inside the policy.
-        return [*super()._excluded_save_params(), "vdn", "grid", "_gamma_cache"]
+        return [*super()._excluded_save_params(), "vdn", "grid"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()

@@ -24,15 +24,10 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import polyak_update
 
+from maxbench.algos.fused_sac import FusedSACTraining
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
-from maxbench.engine.compiled import (
-    DeviceMeans,
-    constant_weights_call,
-    polyak_,
-    tune_optimizer,
-)
+from maxbench.engine.compiled import constant_weights_call, tune_optimizer
 from maxbench.engine.options import Compilable
 from maxbench.engine.replay import TensorReplayBuffer
 
@@ -41,7 +36,7 @@ __all__ = ["EngineSAC"]
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class EngineSAC(Compilable, SACVariant):
+class EngineSAC(Compilable, FusedSACTraining, SACVariant):
     """SB3's SAC (same arguments, same defaults) on the engine; ``compile`` fuses its step.
 
     Args:
@@ -88,7 +83,6 @@ class EngineSAC(Compilable, SACVariant):
     ) -> None:
         reject_gsde("EngineSAC", use_sde)
         self._set_compile(compile)
-        self._gamma_cache: th.Tensor | None = None
         super().__init__(
             policy,
             env,
@@ -128,9 +122,6 @@ class EngineSAC(Compilable, SACVariant):
             if optimizer is not None:  # the engine's SAC: multi-tensor kernels, compiled or not
                 tune_optimizer(optimizer, self.device)
 
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_gamma_cache"]
-
     def _squashed_sample(self, observations: th.Tensor, noise: th.Tensor) -> tuple[Any, Any]:
         """SB3's ``actor.action_log_prob`` with the standard-normal ``noise`` given.
 
@@ -158,27 +149,13 @@ class EngineSAC(Compilable, SACVariant):
         shape = (observations.shape[0], self.actor.action_dist.action_dim)
         noise_pi = th.empty(shape, device=observations.device).normal_()
         noise_next = th.empty(shape, device=observations.device).normal_()
-        if self.log_ent_coef is not None:
-            ent_coef = th.exp(self.log_ent_coef.detach())
-        else:
-            ent_coef = self.ent_coef_tensor
+        ent_coef = self._entropy_coefficient()
         with th.no_grad():
             next_actions, next_log_prob = self._squashed_sample(next_observations, noise_next)
             next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
             next_q, _ = th.min(next_q, dim=1, keepdim=True)
             target_q = rewards + (1 - dones) * discounts * (next_q - ent_coef * next_log_prob)
         return noise_pi, ent_coef, target_q
-
-    def _temperature_step(self, log_prob: th.Tensor) -> th.Tensor:
-        """SB3's temperature step on −log α (log π + H̄), its gradient −mean(log π + H̄) set by
-        hand (Haarnoja et al. 2018b, §5); returns the loss (0 with a fixed α)."""
-        ent_coef_loss = th.zeros((), device=log_prob.device)
-        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            shifted = (log_prob + self.target_entropy).detach()
-            ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
-            self.set_gradient(self.log_ent_coef, -shifted.mean().reshape(self.log_ent_coef.shape))
-            self.step_optimizer(self.ent_coef_optimizer)
-        return ent_coef_loss
 
     def _gradient_step(
         self,
@@ -230,44 +207,4 @@ class EngineSAC(Compilable, SACVariant):
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC ``train``, each step the fused :meth:`_gradient_step`; logs read once."""
-        self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers.append(self.ent_coef_optimizer)
-        self._update_learning_rate(optimizers)
-        self.prepare_gradients("critic", "actor", "log_ent_coef")
-        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
-        means = DeviceMeans()
-        critic_params = list(self.critic.parameters())
-        target_params = list(self.critic_target.parameters())
-        for gradient_step in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = data.discounts if data.discounts is not None else self._gamma_tensor()
-            logged = step(
-                data.observations,
-                data.actions,
-                data.next_observations,
-                data.rewards,
-                data.dones,
-                discounts,
-            )
-            means.add("train/ent_coef", logged[0])
-            if self.ent_coef_optimizer is not None:
-                means.add("train/ent_coef_loss", logged[1])
-            means.add("train/critic_loss", logged[2])
-            means.add("train/actor_loss", logged[3])
-            if gradient_step % self.target_update_interval == 0:
-                polyak_(critic_params, target_params, self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for name, value in means.read().items():
-            self.logger.record(name, value)
-
-    def _gamma_tensor(self) -> th.Tensor:
-        """γ as a device tensor (a Python float would be a constant the compiled step bakes in)."""
-        cached = self._gamma_cache
-        if cached is None or cached.device != self.device:
-            cached = th.tensor(self.gamma, device=self.device, dtype=th.float32)
-            self._gamma_cache = cached
-        return cached
+        self._train_fused(gradient_steps, batch_size)

@@ -29,14 +29,13 @@ from stable_baselines3.common.torch_layers import (
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, Schedule
-from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 from torch import nn
 
+from maxbench.algos.fused_sac import FusedSACTraining
 from maxbench.algos.sacnf.flows import ConditionalFlow
 from maxbench.algos.sb3_compat import SACVariant, reject_gsde
 from maxbench.algos.svgd import tanh_log_det_jacobian
-from maxbench.engine.compiled import DeviceMeans, polyak_
 from maxbench.engine.options import Compilable
 
 __all__ = ["SACNF", "FlowActor", "SACNFCnnPolicy", "SACNFMultiInputPolicy", "SACNFPolicy"]
@@ -239,7 +238,7 @@ class SACNFMultiInputPolicy(SACNFPolicy):
         super().__init__(*args, **kwargs)
 
 
-class SACNF(Compilable, SACVariant):
+class SACNF(Compilable, FusedSACTraining, SACVariant):
     """SAC with a normalizing-flow actor (SAC-NF; Mazoure et al. 2020; spec §4).
 
     Everything but the actor is stable-baselines3's :class:`~stable_baselines3.SAC`: twin critics
@@ -362,44 +361,6 @@ class SACNF(Compilable, SACVariant):
         else:
             self._train_fused(gradient_steps, batch_size)
 
-    def _train_fused(self, gradient_steps: int, batch_size: int) -> None:
-        """SB3's ``SAC.train`` loop with each step :meth:`_gradient_step`, compiled per
-        ``compile`` (off: run eagerly), the Polyak update one ``_foreach_lerp_``, and the logged
-        means read once at the end (SB3's keys)."""
-        self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers.append(self.ent_coef_optimizer)
-        self._update_learning_rate(optimizers)
-        self.prepare_gradients("critic", "actor", "log_ent_coef")
-        step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
-        means = DeviceMeans()
-        gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
-        critic_params = list(self.critic.parameters())
-        target_params = list(self.critic_target.parameters())
-        for gradient_step in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            logged = step(
-                data.observations,
-                data.actions,
-                data.next_observations,
-                data.rewards,
-                data.dones,
-                data.discounts if data.discounts is not None else gamma,
-            )  # DeviceMeans sums in float64, as SB3's np.mean of Python floats
-            means.add("train/ent_coef", logged[0])
-            means.add("train/actor_loss", logged[3])
-            means.add("train/critic_loss", logged[2])
-            if self.ent_coef_optimizer is not None:
-                means.add("train/ent_coef_loss", logged[1])
-            if gradient_step % self.target_update_interval == 0:
-                polyak_(critic_params, target_params, self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for name, value in means.read().items():
-            self.logger.record(name, value)
-
     def _gradient_step(
         self,
         observations: PyTorchObs,
@@ -428,10 +389,7 @@ class SACNF(Compilable, SACVariant):
         """
         noise_pi = th.randn(actions.shape, device=actions.device)
         noise_next = th.randn(actions.shape, device=actions.device)
-        if self.log_ent_coef is not None:
-            ent_coef = th.exp(self.log_ent_coef.detach())
-        else:
-            ent_coef = self.ent_coef_tensor
+        ent_coef = self._entropy_coefficient()
         with th.no_grad():
             next_actions, next_log_prob = self.actor.action_log_prob_from_noise(
                 next_observations, noise_next
@@ -457,12 +415,7 @@ class SACNF(Compilable, SACVariant):
             return (ent_coef * log_prob - min_q_pi).mean(), log_prob.detach()
 
         actor_loss, log_prob = self.gradients_into("actor", actor_loss_of, has_aux=True)
-        ent_coef_loss = th.zeros((), device=log_prob.device)
-        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            shifted = (log_prob + self.target_entropy).detach()
-            ent_coef_loss = -(self.log_ent_coef.detach() * shifted).mean()
-            self.set_gradient(self.log_ent_coef, -shifted.mean().reshape(self.log_ent_coef.shape))
-            self.step_optimizer(self.ent_coef_optimizer)
+        ent_coef_loss = self._temperature_step(log_prob)
         self.step_optimizer(self.actor.optimizer)
         return th.stack(
             [ent_coef.reshape(()), ent_coef_loss, critic_loss.detach(), actor_loss.detach()]

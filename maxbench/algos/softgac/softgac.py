@@ -219,7 +219,6 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
     ) -> None:
         reject_gsde("SoftGAC", use_sde)
         self._set_compile(compile)
-        self._gamma_cache: torch.Tensor | None = None
         super().__init__(
             policy,
             env,
@@ -520,7 +519,7 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
                 replay_data.next_observations,
                 replay_data.rewards,
                 replay_data.dones,
-                self._gamma_tensor() if discounts is None else discounts,
+                self.gamma_tensor() if discounts is None else discounts,
                 update_actor,
             )
             means.add("train/ent_coef", logged[0])
@@ -553,14 +552,6 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
             polyak_(self.critic.parameters(), self.critic_target.parameters(), self.tau)
         polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
-    def _gamma_tensor(self) -> torch.Tensor:
-        """gamma as a device tensor (a Python float would be a constant of the compiled step)."""
-        cached = self._gamma_cache
-        if cached is None or cached.device != self.device:
-            cached = torch.tensor(self.gamma, device=self.device, dtype=torch.float32)
-            self._gamma_cache = cached
-        return cached
-
     # -- saving ---------------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
         return [
@@ -568,7 +559,6 @@ class SoftGAC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorith
             "actor",
             "critic",
             "critic_target",
-            "_gamma_cache",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

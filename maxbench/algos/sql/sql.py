@@ -572,12 +572,13 @@ class SQL(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         self.prepare_gradients("critic", "actor")
         step = self.compiled("gradient_step", self._gradient_step, transforms_only=True)
         means = DeviceMeans()
-        gamma = th.tensor(self.gamma, dtype=th.float32, device=self.device)
         critic_params = list(self.critic.parameters())
         target_params = list(self.critic_target.parameters())
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else gamma
+            discounts = replay_data.discounts
+            if discounts is None:
+                discounts = self.gamma_tensor()
             logged = step(
                 replay_data.observations,
                 replay_data.actions,
