@@ -11,6 +11,8 @@ update, and the temperature's step. Mixed in after
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch as th
 from stable_baselines3.common.utils import polyak_update
 
@@ -25,17 +27,9 @@ _LOGGED = ("train/ent_coef", "train/ent_coef_loss", "train/critic_loss", "train/
 class FusedSACTraining:
     """SB3's ``SAC.train`` with each step one fused (optionally compiled) function."""
 
-    def _gradient_step(
-        self,
-        observations: th.Tensor,
-        actions: th.Tensor,
-        next_observations: th.Tensor,
-        rewards: th.Tensor,
-        dones: th.Tensor,
-        discounts: th.Tensor,
-    ) -> th.Tensor:
-        """One SAC gradient step (the subclass's); returns [α, α loss, critic loss, actor loss]."""
-        raise NotImplementedError
+    #: One SAC gradient step over a batch (observations, actions, next observations, rewards,
+    #: dones, discounts), the subclass's; returns [α, α loss, critic loss, actor loss].
+    _gradient_step: Callable[..., th.Tensor]
 
     def _entropy_coefficient(self) -> th.Tensor:
         """The current α (detached): exp(log α) when learned, else the constant."""
