@@ -262,6 +262,18 @@ def test_swaps_are_cached_and_rebuilt_for_a_new_module():
     assert model._parameter_swaps["network"].module is model.network
 
 
+def test_the_cpp_wrapper_is_asked_of_inductor_on_cpu_only_when_wanted(monkeypatch):
+    asked = []
+    monkeypatch.setattr(torch, "compile", lambda function, **options: asked.append(options))
+    cpu = torch.device("cpu")
+    compile_step(lambda: None, True, cpu, cpp_wrapper=True)
+    compile_step(lambda: None, True, cpu)
+    compile_step(lambda: None, "aot_eager", cpu, cpp_wrapper=True)  # not inductor: no option
+    assert asked[0]["options"] == {"cpp_wrapper": True}
+    assert asked[1]["options"] is None
+    assert "options" not in asked[2] and asked[2]["backend"] == "aot_eager"
+
+
 def test_gamma_is_one_device_tensor_until_it_changes():
     model = Stepper(False)
     model.gamma = 0.99

@@ -54,14 +54,22 @@ __all__ = [
 
 def compile_step(
     function: Callable[..., Any],
-    compile: bool | str,
-    device: torch.device,  # noqa: A002
+    compile: bool | str,  # noqa: A002
+    device: torch.device,
+    cpp_wrapper: bool = False,
 ) -> Callable:
     """``function`` compiled for ``device``, or ``function`` itself when ``compile`` is False.
 
     ``True`` is inductor (CUDA graphs on CUDA); a string names another ``torch.compile``
     backend, e.g. ``"aot_eager"`` (traced and run through AOTAutograd, no code generation:
     what the tests use to check the API quickly, and a debugging aid).
+
+    ``cpp_wrapper``: on CPU, inductor's code that calls the kernels in C++ instead of Python
+    (its ``cpp_wrapper`` option): for a small graph of many operations, such as S2AC's acting
+    pass on one state, the Python calls between kernels are much of its time (S2AC's compiled
+    ``predict`` on HalfCheetah measured 699 -> 602 us per call, interleaved in one process; the
+    same actions). No gain was measured for a training step of matrix products (the engine
+    SAC's, within noise), where it only adds compile time.
 
     Shapes are static (``dynamic=False``): a function sees few batch shapes (the training
     batch, one state when acting, the number of envs), each compiled once, into code that
@@ -75,7 +83,8 @@ def compile_step(
         return torch.compile(function, backend=compile, dynamic=False)
     if torch.device(device).type == "cuda":
         return torch.compile(function, mode="reduce-overhead", dynamic=False)
-    return torch.compile(function, dynamic=False)
+    options = {"cpp_wrapper": True} if cpp_wrapper else None
+    return torch.compile(function, dynamic=False, options=options)
 
 
 def compile_seconds() -> float:

@@ -63,7 +63,11 @@ class Compilable:
         self.compile = check_compile_option(value)
 
     def compiled(
-        self, name: str, function: Callable[..., Any], transforms_only: bool = False
+        self,
+        name: str,
+        function: Callable[..., Any],
+        transforms_only: bool = False,
+        cpp_wrapper: bool = False,
     ) -> Callable[..., Any]:
         """``function`` compiled per this model's ``compile`` option (cached under ``name``).
 
@@ -75,13 +79,17 @@ class Compilable:
         transform computes its gradients whatever the grad mode outside it), so AOTAutograd
         traces an inference graph whatever inputs require grad (the engine SAC's step measured
         about 4% faster so, within the noise of a 2-core machine; the same compile time).
+
+        ``cpp_wrapper``: inductor on CPU calls the kernels from C++
+        (:func:`~maxbench.engine.compiled.compile_step`), for a small graph of many operations.
         """
         cache = self.__dict__.setdefault("_compiled_functions", {})
         entry = cache.get(name)
         if entry is None or entry[0] != id(self) or entry[1] != self.compile:
             no_grad = transforms_only and self.compile is not False
             traced = torch.no_grad()(function) if no_grad else function
-            entry = (id(self), self.compile, compile_step(traced, self.compile, self.device))
+            compiled = compile_step(traced, self.compile, self.device, cpp_wrapper)
+            entry = (id(self), self.compile, compiled)
             cache[name] = entry
         return entry[2]
 

@@ -379,7 +379,9 @@ class S2AC(Compilable, ClassNamedLogs, PolicyKwargsAsGiven, OffPolicyAlgorithm):
         """SB3's ``predict`` (the policy's); with ``compile`` on, through the compiled SVGD
         acting pass (``policy.act``), which the collection of experience uses too."""
         self.policy.compiled_act = (
-            None if self.compile is False else self.compiled("act", self.policy.act)
+            None
+            if self.compile is False
+            else self.compiled("act", self.policy.act, cpp_wrapper=True)
         )
         return super().predict(observation, state, episode_start, deterministic)
 
